@@ -1,0 +1,152 @@
+/*
+ * The TOTP gate: decides whether "<technician_id> <totp_code>" opens a
+ * session, and keeps the state that makes each code single-use (replay
+ * marks), locks out guessing (per claimed ID and shim-wide) and notices
+ * clocks that cannot be trusted.
+ *
+ * The caller owns all storage: the gate struct, the technician table and
+ * the scratch buffer used to persist state. Nothing is allocated.
+ */
+#ifndef SHIM_CORE_GATE_H
+#define SHIM_CORE_GATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "port.h"
+
+#define SHIM_TECH_ID_MAX 128  /* bytes, without the NUL */
+#define SHIM_SECRET_MAX 64    /* decoded secret bytes */
+#define SHIM_GATE_LOCK_SLOTS 256
+#define SHIM_GATE_RATE_SLOTS 128
+#define SHIM_GATE_STATE_NAME "gate-state"
+
+/* One enrolled technician. The secret is wiped by shim_gate_wipe(). */
+struct shim_technician {
+	char id[SHIM_TECH_ID_MAX + 1];
+	uint8_t secret[SHIM_SECRET_MAX];
+	uint8_t secret_len;
+	/* private, kept by the gate */
+	uint64_t last_step; /* highest accepted time step; 0 = none */
+	int8_t drift;       /* offset in steps at the last success */
+	int64_t last_ok;    /* Unix seconds of the last success */
+};
+
+struct shim_gate_cfg {
+	enum shim_md md;
+	uint32_t period;          /* seconds per step, >= 1 */
+	uint8_t digits;           /* 6..8 */
+	uint8_t window;           /* +/- steps accepted, 0..10 */
+	uint32_t max_failures;    /* failures per ID before lockout */
+	uint32_t lockout_seconds; /* failure window and lockout length */
+	uint32_t rate_failures;   /* shim-wide failures per rate_seconds */
+	uint32_t rate_seconds;
+	int64_t min_time;         /* earliest plausible Unix time (build date) */
+};
+
+enum shim_auth_outcome {
+	SHIM_AUTH_OK = 0,
+	SHIM_AUTH_BAD_USER,     /* ID not enrolled */
+	SHIM_AUTH_BAD_CODE,     /* wrong or malformed code */
+	SHIM_AUTH_REPLAY,       /* code at or below the last accepted step */
+	SHIM_AUTH_LOCKED_OUT,   /* this ID is locked out */
+	SHIM_AUTH_RATE_LIMITED, /* too many failures shim-wide */
+	SHIM_AUTH_CLOCK,        /* clock unset or earlier than persisted time */
+	SHIM_AUTH_STATE,        /* the replay mark could not be made durable */
+	SHIM_AUTH_MALFORMED,    /* the line is not "<id> <code>" */
+};
+
+struct shim_auth_result {
+	enum shim_auth_outcome outcome;
+	int tech;               /* index of the technician on OK, else -1 */
+	int drift;              /* steps between the clock and the code (OK) */
+	uint64_t step;          /* accepted time step (OK) */
+	uint32_t retry_after;   /* seconds, for LOCKED_OUT and RATE_LIMITED */
+	int locked_now;         /* this failure started a lockout */
+	uint32_t failures;      /* failures counted for this ID in the window */
+};
+
+struct shim_gate_lock {
+	char id[SHIM_TECH_ID_MAX + 1]; /* empty = free slot */
+	uint32_t failures;
+	int64_t first_failure;
+	int64_t locked_until;
+};
+
+struct shim_gate {
+	/* public, read-only after init */
+	struct shim_gate_cfg cfg;
+	struct shim_technician *techs;
+	size_t ntechs;
+	/* private */
+	const struct shim_port *port;
+	uint8_t *scratch;
+	size_t scratch_cap;
+	int64_t last_time; /* latest trusted time seen, persisted */
+	int state_ok;      /* 0 until the state loaded and is durable */
+	struct shim_gate_lock locks[SHIM_GATE_LOCK_SLOTS];
+	int64_t rate[SHIM_GATE_RATE_SLOTS]; /* times of recent failures */
+	uint32_t rate_head;
+};
+
+/* Bytes of scratch needed to persist state for ntechs technicians. */
+size_t shim_gate_scratch_size(size_t ntechs);
+
+/* Fills cfg with the prototype's defaults (SHA1, 30 s, 6 digits, +/-1,
+ * 5 failures per 300 s, 20 failures per 60 s shim-wide). */
+void shim_gate_cfg_default(struct shim_gate_cfg *cfg);
+
+/* Sets up the gate over a caller-owned technician table and scratch buffer,
+ * then loads persisted state through port->store. A missing state file is
+ * a fresh start. A corrupt or unreadable one returns SHIM_ECORRUPT or
+ * SHIM_EIO and leaves the gate refusing every code (fail closed) until
+ * shim_gate_reset_state() is called by an operator. */
+int shim_gate_init(struct shim_gate *g, const struct shim_gate_cfg *cfg,
+		   struct shim_technician *techs, size_t ntechs,
+		   const struct shim_port *port, uint8_t *scratch,
+		   size_t scratch_cap);
+
+/* Verifies a code for a claimed technician at Unix time now. The outcome
+ * is precise; callers show the technician only a uniform failure. A
+ * success is reported only after the replay mark is durable. */
+int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
+		     const char *code, size_t code_len, int64_t now,
+		     struct shim_auth_result *res);
+
+/* Parses and verifies one technician line "<id> <code>" (spaces or tabs
+ * between, surrounding blanks ignored). */
+int shim_gate_verify_line(struct shim_gate *g, const char *line,
+			  size_t len, int64_t now,
+			  struct shim_auth_result *res);
+
+/* Clears the lockout of one claimed ID. SHIM_ENOENT when none is held. */
+int shim_gate_reset_lockout(struct shim_gate *g, const char *id, int64_t now);
+
+/* Seconds left on the lockout of id, or 0. */
+uint32_t shim_gate_lockout_left(const struct shim_gate *g, const char *id,
+				int64_t now);
+
+/* Number of IDs locked out at now. */
+size_t shim_gate_lockouts(const struct shim_gate *g, int64_t now);
+
+/* Checks a wall clock reading against the build date and the persisted
+ * time. Returns 0 when plausible, SHIM_ECLOCK otherwise. */
+int shim_gate_clock_check(const struct shim_gate *g, int64_t now);
+
+/* Records a trusted time (e.g. at each heartbeat) and persists it. */
+int shim_gate_note_time(struct shim_gate *g, int64_t now);
+
+/* Discards corrupt state after an operator decision: replay marks restart
+ * from the current time step so no earlier code is accepted. */
+int shim_gate_reset_state(struct shim_gate *g, int64_t now);
+
+/* Index of the technician with this ID, or -1. */
+int shim_gate_find(const struct shim_gate *g, const char *id, size_t len);
+
+/* Wipes secrets and state. */
+void shim_gate_wipe(struct shim_gate *g);
+
+/* "ok", "bad_user", ... : the reason string used in logs and events. */
+const char *shim_auth_outcome_name(enum shim_auth_outcome o);
+
+#endif

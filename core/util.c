@@ -1,0 +1,54 @@
+#include "util.h"
+#include "port.h"
+
+void shim_memzero(void *p, size_t len)
+{
+	volatile uint8_t *v = (volatile uint8_t *)p;
+
+	while (len-- > 0) {
+		*v++ = 0;
+	}
+}
+
+int shim_ct_equal(const void *a, const void *b, size_t len)
+{
+	const volatile uint8_t *x = (const volatile uint8_t *)a;
+	const volatile uint8_t *y = (const volatile uint8_t *)b;
+	volatile uint8_t acc = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		acc |= (uint8_t)(x[i] ^ y[i]);
+	}
+	/* Map 0 -> 1 and 1..255 -> 0 without a data-dependent branch. */
+	return (int)(1 & (((unsigned)acc - 1) >> 8));
+}
+
+uint32_t shim_crc32(uint32_t crc, const uint8_t *buf, size_t len)
+{
+	size_t i;
+	int k;
+
+	crc = ~crc;
+	for (i = 0; i < len; i++) {
+		crc ^= buf[i];
+		for (k = 0; k < 8; k++) {
+			crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+		}
+	}
+	return ~crc;
+}
+
+size_t shim_md_len(enum shim_md md)
+{
+	switch (md) {
+	case SHIM_MD_SHA1:
+		return 20;
+	case SHIM_MD_SHA256:
+		return 32;
+	case SHIM_MD_SHA512:
+		return 64;
+	default:
+		return 0;
+	}
+}
