@@ -1,0 +1,47 @@
+/*
+ * Tamper sensors on Linux: file sensors (trip while a path exists) and
+ * GPIO lines through libgpiod edge events, with debounce. The daemon
+ * polls the descriptors given here and asks for events after each wake.
+ */
+#ifndef SHIM_COMMON_SENSORS_H
+#define SHIM_COMMON_SENSORS_H
+
+#include <poll.h>
+#include <stddef.h>
+
+#include "config.h"
+
+enum shim_sensor_kind {
+	SHIM_SENSOR_EV_TRIPPED = 1,
+	SHIM_SENSOR_EV_CLEARED,
+	SHIM_SENSOR_EV_FAULT,
+};
+
+struct shim_sensor_event {
+	enum shim_sensor_kind kind;
+	enum shim_sensor_role role;
+	const char *event;       /* the configured event name, e.g. case_opened */
+	char detail[128];        /* e.g. "gpiochip0 line 17 falling edge" */
+};
+
+struct shim_sensors;
+
+int shim_sensors_open(struct shim_sensors **out, const struct shim_config *cfg);
+
+/* Descriptors to poll for POLLIN/POLLPRI. Returns how many were written. */
+size_t shim_sensors_pollfds(struct shim_sensors *s, struct pollfd *pfds,
+			    size_t cap);
+
+/* Milliseconds until the sensors next need a look (debounce, file checks),
+ * or -1 for none. */
+int shim_sensors_timeout_ms(struct shim_sensors *s);
+
+/* After a wake: 1 and *ev filled when an event is ready, 0 when none. */
+int shim_sensors_next(struct shim_sensors *s, struct shim_sensor_event *ev);
+
+/* 1 when any tamper sensor is tripped now (checked at start). */
+int shim_sensors_any_tripped(struct shim_sensors *s);
+
+void shim_sensors_close(struct shim_sensors *s);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * The event model: what the shim reports to its audit log and the SIEM.
+ *
+ * An event has a name (DESIGN.md contract 7: boot, auth_ok, auth_fail,
+ * lockout, session_start, session_end, heartbeat, tamper, emergency_stop,
+ * storage_low, shutting_down, ...), a severity (syslog numbering), a time
+ * and up to SHIM_EVENT_MAX_FIELDS key/value fields. The shim ID and the
+ * sequence number are stamped by the sink when it accepts the event.
+ * Events are plain values: caller-allocated, no pointers inside.
+ */
+#ifndef SHIM_CORE_EVENT_H
+#define SHIM_CORE_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHIM_EVENT_NAME_MAX 32
+#define SHIM_EVENT_KEY_MAX 32
+#define SHIM_EVENT_VALUE_MAX 256
+#define SHIM_EVENT_MAX_FIELDS 24
+#define SHIM_SHIM_ID_MAX 64
+
+enum shim_severity {
+	SHIM_SEV_EMERG = 0,
+	SHIM_SEV_ALERT = 1,
+	SHIM_SEV_CRIT = 2,
+	SHIM_SEV_ERR = 3,
+	SHIM_SEV_WARNING = 4,
+	SHIM_SEV_NOTICE = 5,
+	SHIM_SEV_INFO = 6,
+	SHIM_SEV_DEBUG = 7,
+};
+
+struct shim_event_field {
+	char key[SHIM_EVENT_KEY_MAX];
+	char value[SHIM_EVENT_VALUE_MAX];
+};
+
+struct shim_event {
+	char name[SHIM_EVENT_NAME_MAX];
+	enum shim_severity severity;
+	int64_t wall_ns;
+	/* stamped by the sink */
+	char shim_id[SHIM_SHIM_ID_MAX];
+	uint64_t seq;
+	int priority;           /* 1 = priority lane (tamper, emergency_stop, break-glass) */
+	size_t nfields;
+	struct shim_event_field fields[SHIM_EVENT_MAX_FIELDS];
+};
+
+/* Starts an event. Names longer than the limit are refused (SHIM_EINVAL).
+ * priority is set for tamper, emergency_stop and break_glass* names. */
+int shim_event_init(struct shim_event *ev, const char *name,
+		    enum shim_severity sev, int64_t wall_ns);
+
+/* Adds a field. Keys are [A-Za-z0-9_], values any bytes but NUL (cut
+ * at SHIM_EVENT_VALUE_MAX - 1 and marked with a trailing "..."). Returns
+ * SHIM_ENOSPC when the event is full, SHIM_EINVAL on a bad key. */
+int shim_event_add(struct shim_event *ev, const char *key, const char *value);
+int shim_event_add_i64(struct shim_event *ev, const char *key, int64_t v);
+int shim_event_add_u64(struct shim_event *ev, const char *key, uint64_t v);
+
+/* Value of a field, or NULL. */
+const char *shim_event_get(const struct shim_event *ev, const char *key);
+
+#endif
