@@ -44,6 +44,7 @@ struct shim_event {
 	char shim_id[SHIM_SHIM_ID_MAX];
 	uint64_t seq;
 	int priority;           /* 1 = priority lane (tamper, emergency_stop, break-glass) */
+	int sign;               /* 1 = the sink signs it with the identity key */
 	size_t nfields;
 	struct shim_event_field fields[SHIM_EVENT_MAX_FIELDS];
 };
@@ -62,5 +63,33 @@ int shim_event_add_u64(struct shim_event *ev, const char *key, uint64_t v);
 
 /* Value of a field, or NULL. */
 const char *shim_event_get(const struct shim_event *ev, const char *key);
+
+/*
+ * Signed events (heartbeat, shutting_down): the signature covers the
+ * canonical text
+ *     "<name>\nshim_id=<shim_id>\nseq=<seq>\n<key>=<value>\n..."
+ * with every field in order except "sig", hashed with SHA-256 and signed
+ * with ECDSA P-256 by the identity key. The signature is added as the last
+ * field "sig", 128 lower-case hex characters (r || s). A SIEM reader
+ * rebuilds the event from the structured data (shim_id, seq, then the
+ * fields in order) and verifies it with shim_event_verify().
+ */
+#define SHIM_EVENT_CANON_MAX \
+	(SHIM_EVENT_NAME_MAX + SHIM_SHIM_ID_MAX + 48 + \
+	 SHIM_EVENT_MAX_FIELDS * (SHIM_EVENT_KEY_MAX + SHIM_EVENT_VALUE_MAX + 2))
+
+/* Writes the canonical text into buf; SHIM_ENOSPC if cap is short. */
+int shim_event_canonical(const struct shim_event *ev, char *buf, size_t cap,
+			 size_t *len);
+
+struct shim_crypto_ops;
+
+/* Adds the "sig" field (replacing one already there). */
+int shim_event_sign(struct shim_event *ev,
+		    const struct shim_crypto_ops *crypto);
+
+/* 0 when "sig" verifies under pub, SHIM_ESIG when not or missing. */
+int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
+		      const struct shim_crypto_ops *crypto);
 
 #endif

@@ -1,0 +1,11 @@
+/*
+ * shimctl subcommands: one file per subcommand, tools/cmd_<name>.c.
+ * Each returns the process exit status (0 success, 1 failure, 2 usage).
+ */
+#ifndef SHIM_TOOLS_SUBCOMMANDS_H
+#define SHIM_TOOLS_SUBCOMMANDS_H
+
+int cmd_enrol_main(int argc, char **argv, const char *config_path);
+int cmd_totp_main(int argc, char **argv, const char *config_path);
+
+#endif
