@@ -91,7 +91,7 @@ int shimd_demo(const char *argv0)
 	char cfgpath[PATH_MAX], bindir[PATH_MAX], emu[PATH_MAX + 32];
 	char pump[PATH_MAX];
 	struct shim_config cfg;
-	struct shim_config_diag diag = { stderr, 0, 0 };
+	struct shim_config_diag diag = { .out = stderr };
 	static struct shimd d;
 	const char *dir;
 	pid_t pid;

@@ -40,7 +40,7 @@ static void usage(FILE *f)
 static int check_config(const char *path)
 {
 	struct shim_config cfg;
-	struct shim_config_diag diag = { stderr, 0, 0 };
+	struct shim_config_diag diag = { .out = stderr };
 	int rc;
 
 	shim_config_defaults(&cfg);
@@ -58,7 +58,7 @@ static int check_config(const char *path)
 static int run(const char *path)
 {
 	struct shim_config cfg;
-	struct shim_config_diag diag = { stderr, 0, 0 };
+	struct shim_config_diag diag = { .out = stderr };
 	static struct shimd d;
 	int rc;
 

@@ -183,7 +183,8 @@ static void set_state(struct shimd *d, enum shim_sm_event ev,
 /* Enters CHALLENGE with a prompt, or IDLE when nobody is there. */
 static void to_challenge(struct shimd *d, const char *cause)
 {
-	if (d->state == SHIM_ST_EMERGENCY_STOP || d->state == SHIM_ST_LOCKED) {
+	if (d->stop || d->state == SHIM_ST_EMERGENCY_STOP ||
+	    d->state == SHIM_ST_LOCKED) {
 		return;
 	}
 	if (!d->tech_present) {
