@@ -18,6 +18,9 @@ static const struct {
 	{ "enrol", cmd_enrol_main,
 	  "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-]" },
 	{ "totp", cmd_totp_main, "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]" },
+	{ "status", cmd_status_main, "status" },
+	{ "reset-lockout", cmd_reset_lockout_main, "reset-lockout <technician_id>" },
+	{ "end-session", cmd_end_session_main, "end-session" },
 };
 
 static void usage(FILE *f)
