@@ -412,8 +412,8 @@ static void handle_line(struct shimd *d, int overflow)
 	line = shim_lineedit_line(&d->le, &len);
 	claimed_id(line, len, who, sizeof(who));
 	if (len == 0) {
-		shim_lineedit_reset(&d->le);
-		says(d, "> ");
+		/* an empty line asks for the prompt again */
+		show_prompt(d);
 		return;
 	}
 	if (!d->dev_up) {
@@ -471,6 +471,10 @@ static void tech_input_closed(struct shimd *d)
 		}
 		if (n <= 0) {
 			return;
+		}
+		if (!d->tech_present && d->tech.is_pty) {
+			/* typed before the prompt: dropped */
+			continue;
 		}
 		if (!d->tech_present) {
 			/* a tty technician without presence lines: the first
@@ -1149,6 +1153,10 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 	case SHIMD_T_PRESENCE:
 		presence_check(d);
 		break;
+	case SHIMD_T_SETTLE:
+		timer_ack(d, t);
+		on_tech_connect(d, "technician opened the line");
+		break;
 	default:
 		timer_ack(d, t);
 		break;
@@ -1197,7 +1205,13 @@ int shimd_run(struct shimd *d)
 		}
 		if (p[SLOT_TECH_WATCH].revents &&
 		    shim_serial_pty_check_open(&d->tech)) {
-			on_tech_connect(d, "technician opened the line");
+			if (d->state == SHIM_ST_OPEN) {
+				/* back within the reconnect grace: no prompt */
+				on_tech_connect(d, "technician reconnected");
+			} else {
+				shimd_timer_set(d, SHIMD_T_SETTLE,
+						SHIMD_SETTLE_MS);
+			}
 		}
 		if (p[SLOT_DEV_WATCH].revents &&
 		    shim_serial_pty_check_open(&d->dev)) {

@@ -27,6 +27,9 @@
 #define SHIMD_FAIL_DELAY_MS 1000
 #define SHIMD_DEVICE_RETRY_MS 1000
 #define SHIMD_PRESENCE_POLL_MS 500
+/* A terminal program that opens the line usually sets it up next and
+ * flushes its input, which would swallow a prompt sent at once. */
+#define SHIMD_SETTLE_MS 150
 #define SHIMD_ESTOP_BLOB "emergency-stop"
 
 /* One direction of the relay: bytes read from src, queued to the recorder,
@@ -69,6 +72,7 @@ enum shimd_timer {
 	SHIMD_T_DEVICE,         /* reopen a lost tty device */
 	SHIMD_T_TECH,           /* reopen a lost technician tty */
 	SHIMD_T_PRESENCE,       /* DCD/DSR look */
+	SHIMD_T_SETTLE,         /* prompt a moment after a terminal opened */
 	SHIMD_T__COUNT,
 };
 

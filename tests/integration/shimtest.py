@@ -83,7 +83,8 @@ class Pty:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.02)
-        tty.setraw(self.fd)
+        # TCSANOW: TCSAFLUSH would drop what shimd already sent
+        tty.setraw(self.fd, termios.TCSANOW)
         self.path = path
         self.buf = b""
 
