@@ -673,6 +673,9 @@ static void on_device_lost(struct shimd *d)
 			log_err("device pty %s: %s", d->dev.path, shim_strerror(rc));
 			d->dev_up = 0;
 			shimd_timer_set(d, SHIMD_T_DEVICE, SHIMD_DEVICE_RETRY_MS);
+		} else {
+			log_info("device side %s renewed: waiting for the device",
+				 d->dev.path);
 		}
 		return;
 	}

@@ -251,10 +251,10 @@ class Shim:
         except OSError:
             return ""
 
-    def wait_log(self, text, timeout=5.0):
+    def wait_log(self, text, timeout=5.0, count=1):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if text in self.log():
+            if self.log().count(text) >= count:
                 return True
             time.sleep(0.05)
         raise TimeoutError("log never said %r:\n%s" % (text, self.log()[-3000:]))
@@ -312,9 +312,10 @@ class Shim:
         t.read_until(PROMPT, timeout)
         return t
 
-    def connect_dev(self):
+    def connect_dev(self, count=1):
+        """Opens the device end (the count-th device connection)."""
         d = Pty(self.dev_path)
-        self.wait_log("device side opened")
+        self.wait_log("device side opened", count=count)
         return d
 
     def login(self, tech, tid="alice@example.org", steps=0, epoch=None):
