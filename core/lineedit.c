@@ -11,12 +11,19 @@
 #define LE_LF 0x0a
 #define LE_KILL 0x15 /* ^U: erase the whole line */
 
-void shim_lineedit_reset(struct shim_lineedit *le)
+void shim_lineedit_init(struct shim_lineedit *le)
 {
 	shim_memzero(le->buf, sizeof(le->buf));
 	le->len = 0;
 	le->discarding = 0;
 	le->after_cr = 0;
+}
+
+void shim_lineedit_reset(struct shim_lineedit *le)
+{
+	shim_memzero(le->buf, sizeof(le->buf));
+	le->len = 0;
+	le->discarding = 0;
 }
 
 static int is_utf8_cont(uint8_t c)

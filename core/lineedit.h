@@ -33,7 +33,12 @@ struct shim_lineedit {
 	int after_cr;   /* the last byte was CR: a following LF is swallowed */
 };
 
-/* Empties the editor and wipes what it held. */
+/* Sets up an empty editor. */
+void shim_lineedit_init(struct shim_lineedit *le);
+
+/* Empties the editor and wipes what it held. It still remembers whether
+ * the last byte was a CR, so the LF of a CRLF that ended the previous line
+ * is swallowed rather than taken as an empty line. */
 void shim_lineedit_reset(struct shim_lineedit *le);
 
 /*

@@ -713,7 +713,7 @@ static void on_tech_hangup(struct shimd *d)
 	log_info("technician hung up (%s)", d->tech.path);
 	d->tech_present = 0;
 	d->msg_len = 0;
-	shim_lineedit_reset(&d->le);
+	shim_lineedit_init(&d->le);
 	if (d->tech.is_pty) {
 		rc = shim_serial_pty_renew(&d->tech);
 		if (rc < 0) {
