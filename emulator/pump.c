@@ -261,7 +261,9 @@ static void input(struct pump *p, uint8_t c)
 		p->line[p->len] = '\0';
 		p->len = 0;
 		if (p->mode == M_PIN) {
-			if (strcmp(p->line, PIN) == 0) {
+			if (p->line[0] == '\0') {
+				outs(p, "Service PIN: ");
+			} else if (strcmp(p->line, PIN) == 0) {
 				p->pin_failures = 0;
 				outs(p, "Service mode. Type help.\r\n");
 				history_add(p, "service login");
