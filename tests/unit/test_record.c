@@ -446,6 +446,7 @@ static void test_torn_tail_zero_filled(void **state)
 	assert_int_equal(res.good_end, cut);
 	assert_int_equal(res.records, 2);
 	/* Half-written last record: garbage checksum, end of file. */
+	free(b.buf);
 	build(&b, &lp.port, "20261124T000000Z-f1f1f1", 3);
 	memset(b.buf + b.off[2] + 30, 0, b.off[3] - b.off[2] - 30);
 	assert_int_equal(read_all(b.buf, b.off[3], 500, &col, NULL, &res),
