@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "keys.h"
 #include "log.h"
 #include "shimd.h"
 #include "util.h"
@@ -1385,6 +1386,20 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	free(state_dir);
 	if (rc < 0) {
 		log_err("state directory under %s: %s", d->cfg.storage_root,
+			shim_strerror(rc));
+		return rc;
+	}
+	/* The device identity signs recording footers and events. */
+	rc = shim_keys_ensure_identity(&d->cfg);
+	if (rc == 0) {
+		char *idpath = shim_keys_identity_path(&d->cfg);
+
+		rc = idpath ? shim_linux_port_load_identity(&d->lp, idpath) :
+			      SHIM_ENOMEM;
+		free(idpath);
+	}
+	if (rc < 0) {
+		log_err("device identity key under %s: %s", d->cfg.storage_root,
 			shim_strerror(rc));
 		return rc;
 	}
