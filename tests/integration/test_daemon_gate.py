@@ -143,6 +143,49 @@ def test_shim_wide_rate_limit_locks_the_gate():
                                         "rate_limit_seconds": 6})
 
 
+def test_no_session_without_recording():
+    # storage budget: refused before the code is spent
+    def full(s):
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        epoch = st.safe_epoch(margin=6)
+        code = st.totp(s.techs["alice@example.org"], epoch)
+        a = attempt(t, "alice@example.org", code)
+        assert a == b"Auth fail: recording storage full\r\n", a
+        assert dev.read_for(0.3) == b""
+        assert "storage" in s.log()
+    s = st.Shim()
+    try:
+        cfg = open(s.config).read().replace(
+            "storage:\n", "storage:\n  min_free_bytes: 1000000000000000\n")
+        s.write_config(cfg)
+        s.start()
+        full(s)
+    except Exception:
+        print(s.log()[-3000:])
+        raise
+    finally:
+        s.cleanup()
+
+    # the recording cannot start: the gate stays closed
+    def broken(s):
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        sessions = os.path.join(s.storage, "sessions")
+        for name in os.listdir(sessions):
+            os.unlink(os.path.join(sessions, name))
+        os.rmdir(sessions)
+        open(sessions, "w").close()
+        st.safe_epoch()
+        code = st.totp(s.techs["bob@example.org"])
+        a = attempt(t, "bob@example.org", code)
+        assert a == b"Auth fail: recording unavailable\r\n", a
+        t.write(b"anything\r")
+        assert dev.read_for(0.5) == b""
+        assert "state: CHALLENGE" in s.admin("status")
+    with_shim(broken)
+
+
 def test_check_config_reports_file_and_line():
     s = st.Shim()
     try:

@@ -174,6 +174,10 @@ def test_sigterm_ends_session():
         assert ended(t, 5) == (sid, "shutdown")
         assert b"Shim shutting down" in t.read_until(b"Shim shutting down", 5)
         assert s.proc.wait(10) == 0
+        # the recording was sealed with its footer
+        assert os.path.exists(os.path.join(s.storage, "sessions",
+                                           sid + ".rec")), \
+            os.listdir(os.path.join(s.storage, "sessions"))
         assert not os.path.lexists(s.tech_path)
     finally:
         s.cleanup()
