@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "log.h"
 #include "shimd.h"
 
@@ -146,6 +147,24 @@ static void replys(struct shimd_admin_client *c, const char *s)
 	reply(c, s, strlen(s));
 }
 
+/* Admin actions that change something are also events, with who. */
+static void admin_event(struct shimd *d, struct shimd_admin_client *c,
+			const char *action, const char *target)
+{
+	struct shim_event ev;
+
+	if (shim_event_init(&ev, "admin", SHIM_SEV_NOTICE, shimd_wall_ns()) < 0) {
+		return;
+	}
+	shim_event_add(&ev, "action", action);
+	if (target != NULL) {
+		shim_event_add(&ev, "target", target);
+	}
+	shim_event_add_u64(&ev, "uid", c->uid);
+	shim_event_add_i64(&ev, "pid", c->pid);
+	shimd_emit(d, &ev);
+}
+
 static void run_command(struct shimd *d, struct shimd_admin_client *c,
 			char *line)
 {
@@ -172,6 +191,7 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 			return;
 		}
 		rc = shimd_reset_lockout(d, id, who);
+		admin_event(d, c, "reset_lockout", safe);
 		if (rc == SHIM_ENOENT) {
 			replys(c, "no lockout held for that id\nok\n");
 			return;
@@ -194,6 +214,7 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		log_info("admin %s: end-session %s", who, d->session_id);
 		snprintf(buf, sizeof(buf), "session %s ended\nok\n",
 			 d->session_id);
+		admin_event(d, c, "end_session", d->session_id);
 		shimd_end_session(d, "admin");
 		replys(c, buf);
 		return;

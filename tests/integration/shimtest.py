@@ -177,8 +177,8 @@ class Shim:
     """A shimd on pty endpoints in a temporary directory."""
 
     def __init__(self, techs=None, session=None, totp_cfg=None, extra="",
-                 tech_spec=None, dev_spec=None, name="shim"):
-        self.dir = tempfile.mkdtemp(prefix="shimtest-")
+                 tech_spec=None, dev_spec=None, name="shim", base=None):
+        self.dir = tempfile.mkdtemp(prefix="shimtest-", dir=base)
         self.tech_path = os.path.join(self.dir, "tech")
         self.dev_path = os.path.join(self.dir, "dev")
         self.storage = os.path.join(self.dir, "storage")

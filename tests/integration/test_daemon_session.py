@@ -209,6 +209,49 @@ def test_admin_status_and_end_session():
     with_shim(body)
 
 
+def test_events_in_the_audit_log():
+    import json
+
+    def body(s):
+        s.connect_dev()
+        t = s.connect_tech()
+        epoch = st.safe_epoch()
+        good = st.totp(s.techs["alice@example.org"], epoch)
+        wrong = "%06d" % ((int(good) + 3) % 1000000)
+        t.write(("alice@example.org %s\r" % wrong).encode())
+        t.read_until(st.PROMPT, 5)
+        t.write(("nobody@example.org %s\r" % good).encode())
+        t.read_until(st.PROMPT, 5)
+        sid = s.login(t)
+        t.write(b"abc")
+        s.ctl("end-session", check=True)
+        ended(t, 5)
+        s.stop()
+        with open(os.path.join(s.storage, "audit.jsonl")) as f:
+            text = f.read()
+        evs = [json.loads(l) for l in text.splitlines()]
+        names = [e["event"] for e in evs]
+        for n in ("boot", "auth_fail", "auth_ok", "session_start",
+                  "session_end", "admin", "shutting_down"):
+            assert n in names, (n, names)
+        fails = [e for e in evs if e["event"] == "auth_fail"]
+        assert [(e["technician"], e["reason"]) for e in fails] == [
+            ("alice@example.org", "bad_code"),
+            ("nobody@example.org", "bad_user")], fails
+        ok = [e for e in evs if e["event"] == "auth_ok"][0]
+        assert ok["technician"] == "alice@example.org" and "drift" in ok
+        end = [e for e in evs if e["event"] == "session_end"][0]
+        assert end["session"] == sid and end["reason"] == "admin"
+        assert end["bytes_in"] in ("3", 3)
+        # codes never reach the audit log (time stamps aside)
+        values = " ".join(str(v) for e in evs for k, v in e.items()
+                          if k != "time_ns")
+        assert good not in values and wrong not in values
+        seqs = [int(e["seq"]) for e in evs]
+        assert seqs == sorted(set(seqs))
+    with_shim(body)
+
+
 def test_admin_socket_is_private():
     def body(s):
         sock = os.path.join(s.storage, "shimd.sock")
