@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -1386,6 +1387,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	d->dev.fd = d->dev.watch_fd = -1;
 	d->signal_fd = -1;
 	d->admin_fd = -1;
+	d->lock_fd = -1;
 	for (i = 0; i < SHIMD_T__COUNT; i++) {
 		d->timer_fd[i] = -1;
 	}
@@ -1403,6 +1405,25 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	if (rc < 0) {
 		log_err("storage %s is not writable", d->cfg.storage_root);
 		return rc;
+	}
+	/* One shimd per storage root: a second one would recover (seal) the
+	 * first one's live recording and take its admin socket. */
+	{
+		char *lock = shim_config_path(&d->cfg, "shimd.lock");
+
+		d->lock_fd = lock ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600) :
+				    -1;
+		free(lock);
+		if (d->lock_fd < 0) {
+			log_err("storage %s: cannot create the lock file",
+				d->cfg.storage_root);
+			return SHIM_EACCES;
+		}
+		if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			log_err("another shimd is running on storage %s",
+				d->cfg.storage_root);
+			return SHIM_EEXIST;
+		}
 	}
 	state_dir = shim_config_path(&d->cfg, "state");
 	if (state_dir == NULL) {
@@ -1571,4 +1592,7 @@ void shimd_fini(struct shimd *d)
 	shim_lineedit_reset(&d->le);
 	shim_linux_port_fini(&d->lp);
 	shim_config_free(&d->cfg);
+	if (d->lock_fd >= 0) {
+		close(d->lock_fd);
+	}
 }

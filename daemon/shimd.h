@@ -119,6 +119,7 @@ struct shimd {
 	struct shimd_watch watches[SHIMD_MAX_WATCHES];
 	size_t nwatches;
 
+	int lock_fd;             /* <storage_root>/shimd.lock, held */
 	int stop;                /* leave the loop */
 	int exit_code;
 	char estop_event[64];
