@@ -290,6 +290,26 @@ class Shim:
                                (args, r.returncode, r.stdout, r.stderr))
         return r
 
+    def recording(self, sid):
+        """The session's recording as exported JSON lines (dicts)."""
+        import json
+        r = self.ctl("session", "export", sid, "--format", "jsonl")
+        if r.returncode != 0:
+            raise RuntimeError("export %s: %d %s" % (sid, r.returncode,
+                                                     r.stderr))
+        return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+    def recorded(self, sid, direction):
+        """All bytes recorded in one direction ("in" or "out")."""
+        return b"".join(bytes.fromhex(e["data_hex"])
+                        for e in self.recording(sid)
+                        if e.get("type") == "traffic"
+                        and e.get("direction") == direction)
+
+    def footer(self, sid):
+        return [e for e in self.recording(sid)
+                if e.get("type") == "session_footer"][0]
+
     def admin(self, line):
         """Talks to the admin socket directly; returns the answer text."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

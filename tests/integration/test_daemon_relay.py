@@ -65,11 +65,16 @@ def test_nothing_crosses_before_auth():
         time.sleep(1.2)  # failure delay
         t.read_for(0.3)
         st.safe_epoch()
-        s.login(t, "bob@example.org")
+        sid = s.login(t, "bob@example.org")
         t.write(b"AFTER")
         assert dev.read_exact(5, 5) == b"AFTER"
         assert dev.read_for(0.5) == b""
         assert "DEVICE-SECRET" not in s.log()
+        s.ctl("end-session", check=True)
+        t.read_until(st.PROMPT, 5)
+        # the recording holds only what crossed
+        assert s.recorded(sid, "in") == b"AFTER"
+        assert s.recorded(sid, "out") == b""
     with_shim(body)
 
 
@@ -85,7 +90,7 @@ def test_one_mib_each_way_exact():
         dev = s.connect_dev()
         t = s.connect_tech()
         st.safe_epoch()
-        s.login(t)
+        sid = s.login(t)
         size = 1024 * 1024
         up = bytes(range(256)) * (size // 256)
         down = bytes(reversed(range(256))) * (size // 256)
@@ -113,6 +118,14 @@ def test_one_mib_each_way_exact():
         status = s.admin("status")
         assert "bytes_in: %d" % size in status, status
         assert "bytes_out: %d" % size in status, status
+        s.ctl("end-session", check=True)
+        t.read_until(st.PROMPT, 5)
+        foot = s.footer(sid)
+        assert foot["bytes_inbound"] == size and foot["bytes_outbound"] == size
+        assert foot["terminal_reason"] == "admin"
+        assert foot.get("verified") is True
+        assert s.recorded(sid, "in") == up
+        assert s.recorded(sid, "out") == down
     with_shim(body)
 
 

@@ -31,6 +31,18 @@ def ended(t, timeout=10):
     return m.group(1).decode(), m.group(2).decode()
 
 
+def footer_reason(s, sid):
+    """The terminal_reason sealed into the recording's footer."""
+    deadline = time.time() + 5
+    while True:
+        try:
+            return s.footer(sid)["terminal_reason"]
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_idle_timeout():
     def body(s):
         dev = s.connect_dev()
@@ -43,6 +55,7 @@ def test_idle_timeout():
         got_sid, reason = ended(t, 10)
         took = time.time() - t0
         assert (got_sid, reason) == (sid, "idle_timeout"), reason
+        assert footer_reason(s, sid) == "idle_timeout"
         assert 1.5 <= took <= 4.5, took
         # back to CHALLENGE: the next prompt, and nothing crosses
         t.read_until(st.PROMPT, 3)
@@ -77,6 +90,7 @@ def test_max_duration():
             dev.read_exact(1, 3)
             time.sleep(0.2)
         assert ended(t, 5) == (sid, "max_duration")
+        assert footer_reason(s, sid) == "max_duration"
     with_shim(body, session={"max_duration": 2, "idle_timeout": 60})
 
 
@@ -98,6 +112,7 @@ def test_hangup_without_grace_ends_session_and_next_technician():
         assert b"LATE" not in t2.read_for(0.3)
         sid2 = s.login(t2, "bob@example.org")
         assert sid2 != sid
+        assert footer_reason(s, sid) == "technician_disconnect"
         t2.write(b"two")
         assert dev.read_exact(3, 3) == b"two"
     with_shim(body, session={"reconnect_grace": 0})
@@ -122,6 +137,11 @@ def test_hangup_with_grace_reconnect_keeps_session():
         status = s.admin("status")
         assert "session: %s" % sid in status, status
         assert "state: OPEN" in status
+        s.ctl("end-session", check=True)
+        ended(t2, 5)
+        # one session, both connections, nothing lost while away
+        assert s.recorded(sid, "out") == b"HELD"
+        assert s.recorded(sid, "in") == b"tool"
     with_shim(body, session={"reconnect_grace": 3})
 
 
@@ -139,7 +159,7 @@ def test_grace_expires():
         t2.write(b"nothing\r")
         assert dev.read_for(0.5) == b""
         assert "state: CHALLENGE" in s.admin("status")
-        del sid
+        assert footer_reason(s, sid) == "technician_disconnect"
     with_shim(body, session={"reconnect_grace": 2})
 
 
@@ -151,6 +171,7 @@ def test_device_lost():
         sid = s.login(t)
         dev.close()
         assert ended(t, 5) == (sid, "device_disconnect")
+        assert footer_reason(s, sid) == "device_disconnect"
         t.read_until(st.PROMPT, 3)
         # A device comes back at the same path and a new session works.
         s.wait_log("renewed: waiting for the device")
@@ -175,9 +196,7 @@ def test_sigterm_ends_session():
         assert b"Shim shutting down" in t.read_until(b"Shim shutting down", 5)
         assert s.proc.wait(10) == 0
         # the recording was sealed with its footer
-        assert os.path.exists(os.path.join(s.storage, "sessions",
-                                           sid + ".rec")), \
-            os.listdir(os.path.join(s.storage, "sessions"))
+        assert footer_reason(s, sid) == "shutdown"
         assert not os.path.lexists(s.tech_path)
     finally:
         s.cleanup()
@@ -203,6 +222,7 @@ def test_admin_status_and_end_session():
         r = s.ctl("end-session")
         assert r.returncode == 0, r.stderr
         assert ended(t, 5) == (sid, "admin")
+        assert footer_reason(s, sid) == "admin"
         assert re.search(r"admin uid=\d+ pid=\d+: end-session", s.log())
         r = s.ctl("end-session")
         assert r.returncode != 0 and "no session" in r.stderr
