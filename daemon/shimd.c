@@ -238,6 +238,8 @@ void shimd_end_session(struct shimd *d, const char *reason)
 	log_info("session %s of %s ended: %s (in %" PRIu64 " bytes, out %" PRIu64
 		 " bytes)", d->session_id, d->tech_id, reason, d->in.bytes,
 		 d->out.bytes);
+	log_debug("session %s: recorder queue pushed back %" PRIu64 " times",
+		  d->session_id, d->rec_stalls);
 	if (shim_event_init(&ev, "session_end", SHIM_SEV_NOTICE, wall) == 0) {
 		shim_event_add(&ev, "technician", d->tech_id);
 		shim_event_add(&ev, "session", d->session_id);
@@ -305,6 +307,7 @@ static void start_session(struct shimd *d, const struct shim_auth_result *res)
 	d->out.bytes = 0;
 	d->grace = 0;
 	d->rec_wait = 0;
+	d->rec_stalls = 0;
 
 	if (shim_event_init(&ev, "auth_ok", SHIM_SEV_NOTICE,
 			    d->session_start_wall) == 0) {
@@ -482,8 +485,11 @@ static void tech_input_closed(struct shimd *d)
 		if (n <= 0) {
 			return;
 		}
-		if (!d->tech_present && d->tech.is_pty) {
-			/* typed before the prompt: dropped */
+		if (!d->tech_present &&
+		    (d->tech.is_pty ||
+		     d->tech.cfg.presence != SHIM_PRESENCE_NONE)) {
+			/* typed before the prompt, or without the presence
+			 * line up: dropped */
 			continue;
 		}
 		if (!d->tech_present) {
@@ -530,7 +536,7 @@ static int relay_pump(struct shimd *d, struct shimd_relay *r,
 
 	*dst_failed = 0;
 	if (r->len == 0) {
-		n = shim_serial_read(src, r->buf, sizeof(r->buf), &brk);
+		n = shim_serial_read(src, r->buf, d->relay_cap, &brk);
 		if (n < 0) {
 			return n;
 		}
@@ -555,7 +561,10 @@ static int relay_pump(struct shimd *d, struct shimd_relay *r,
 		rc = shim_recorder_traffic(d->rec, dir, r->buf, r->len,
 					   shimd_wall_ns(), shimd_mono_ns());
 		if (rc == SHIM_EAGAIN) {
+			/* Back-pressure: hold the bytes, stop reading this
+			 * side until the recorder has room. */
 			d->rec_wait = 1;
+			d->rec_stalls++;
 			return 0;
 		}
 		if (rc < 0) {
@@ -605,7 +614,7 @@ static int relay_hold(struct shimd *d)
 		}
 		return 0;
 	}
-	n = shim_serial_read(&d->dev, d->out.buf, sizeof(d->out.buf), &brk);
+	n = shim_serial_read(&d->dev, d->out.buf, d->relay_cap, &brk);
 	if (n <= 0) {
 		return n;
 	}
@@ -1481,6 +1490,16 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 			 "it is set");
 	}
 
+	/* A relayed chunk must fit the recorder queue with its header. */
+	{
+		size_t q = d->cfg.queue_bytes >= 4096 ? d->cfg.queue_bytes :
+							1024 * 1024;
+
+		d->relay_cap = q / 2 - 64;
+		if (d->relay_cap > SHIMD_RELAY_BUF) {
+			d->relay_cap = SHIMD_RELAY_BUF;
+		}
+	}
 	rc = shim_recorder_open(&d->rec, &d->cfg, &d->lp.port, on_recovered, d);
 	if (rc < 0) {
 		log_err("recorder under %s: %s", d->cfg.storage_root,

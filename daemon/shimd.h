@@ -105,6 +105,8 @@ struct shimd {
 	struct shimd_relay in;   /* technician -> device */
 	struct shimd_relay out;  /* device -> technician */
 	int rec_wait;            /* waiting for recorder queue room */
+	uint64_t rec_stalls;     /* times the recorder queue pushed back */
+	size_t relay_cap;        /* bytes read per chunk (fits the queue) */
 
 	/* messages to the technician outside OPEN (prompt, echo, answers) */
 	uint8_t msg[SHIMD_MSG_BUF];

@@ -85,7 +85,7 @@ def _pump(src, dst, data, results, key):
         results[key] = e
 
 
-def test_one_mib_each_way_exact():
+def test_one_mib_each_way_exact(extra="", stalls=False):
     def body(s):
         dev = s.connect_dev()
         t = s.connect_tech()
@@ -126,7 +126,17 @@ def test_one_mib_each_way_exact():
         assert foot.get("verified") is True
         assert s.recorded(sid, "in") == up
         assert s.recorded(sid, "out") == down
-    with_shim(body)
+        if stalls:
+            m = re.search(r"recorder queue pushed back (\d+) times", s.log())
+            assert m and int(m.group(1)) > 0, "no back-pressure seen"
+    with_shim(body, extra=extra)
+
+
+def test_back_pressure_from_a_small_recorder_queue():
+    # A queue far smaller than the traffic: the relay must hold bytes back
+    # (never forward unrecorded ones) and still deliver everything.
+    test_one_mib_each_way_exact("recording:\n  queue_bytes: 4096\n"
+                                "  sync_interval_ms: 5", stalls=True)
 
 
 def test_failure_text_is_uniform():
