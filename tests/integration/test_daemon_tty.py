@@ -190,6 +190,37 @@ def test_device_lost_then_back_with_retry():
         s.cleanup()
 
 
+def test_technician_on_a_tty():
+    s = st.Shim()
+    pair = SocatPair(s.dir)
+    text = open(s.config).read().replace("pty:" + s.tech_path, pair.a)
+    s.write_config(text)
+    s.tech_path = pair.b
+    try:
+        s.start()
+        dev = s.connect_dev()
+        t = st.Pty(pair.b)
+        # a tty technician without presence lines gets the prompt at once
+        t.read_until(st.PROMPT, 5)
+        st.safe_epoch()
+        sid = s.login(t)
+        data = bytes(range(256)) * 64
+        t.write(data)
+        assert dev.read_exact(len(data), 10) == data
+        dev.write(b"\xff\x00\x00pong")
+        assert t.read_exact(7, 5) == b"\xff\x00\x00pong"
+        s.ctl("end-session", check=True)
+        t.read_until(b"ended: admin\r\n", 5)
+        t.read_until(st.PROMPT, 5)
+        assert s.recorded(sid, "in") == data
+    except Exception:
+        print(s.log()[-3000:])
+        raise
+    finally:
+        pair.stop()
+        s.cleanup()
+
+
 if __name__ == "__main__":
     st.need_binaries(st.SHIMD, st.SHIMCTL)
     import shutil
