@@ -6,7 +6,9 @@ first socat (PTY <-> PTY, no shim), then shimd in an authenticated session
 with recording on. Figures:
 
   - one-way latency technician -> device, single bytes, p50/p99/max over
-    LAT_SAMPLES samples (the next byte is sent when the last arrived);
+    LAT_SAMPLES samples (the next byte is sent when the last arrived),
+    taken in alternating blocks from both arrangements, running side by
+    side, so that load from other programs falls on both alike;
   - throughput in MB/s each way (THROUGHPUT_MB, one direction at a time);
   - time from the auth line's last byte to the success line;
   - shimd's resident memory (VmRSS, VmHWM) after the traffic;
@@ -36,10 +38,10 @@ IDLE_SECONDS = float(os.environ.get("IDLE_SECONDS", "10"))
 AUTH_SAMPLES = 8
 
 
-def latency(src, dst, n):
+def lat_samples(src, dst, n, warm=50):
     out = []
     one = b"\x55"
-    for i in range(n + 50):
+    for i in range(n + warm):
         t0 = time.perf_counter_ns()
         os.write(src.fd, one)
         while True:
@@ -50,10 +52,25 @@ def latency(src, dst, n):
             except BlockingIOError:
                 continue
         dt = time.perf_counter_ns() - t0
-        if i >= 50:  # warm-up
+        if i >= warm:
             out.append(dt / 1000.0)
-    out.sort()
+    return out
+
+
+def summary(out):
+    out = sorted(out)
     return (out[len(out) // 2], out[int(len(out) * 0.99) - 1], out[-1])
+
+
+def latency_side_by_side(a, b, n, blocks=8):
+    """Alternates blocks of samples between two arrangements, so that load
+    from other programs on the machine falls on both alike."""
+    sa, sb = [], []
+    per = max(1, n // blocks)
+    for _ in range(blocks):
+        sa += lat_samples(a[0], a[1], per, warm=10)
+        sb += lat_samples(b[0], b[1], per, warm=10)
+    return summary(sa), summary(sb)
 
 
 def throughput(src, dst, mb):
@@ -89,7 +106,7 @@ def throughput(src, dst, mb):
     return total / dt / 1e6
 
 
-def direct():
+def direct_start():
     d = tempfile.mkdtemp(prefix="bench-socat-")
     a, b = os.path.join(d, "tech"), os.path.join(d, "dev")
     p = subprocess.Popen(["socat", "PTY,link=%s,raw,echo=0" % a,
@@ -101,14 +118,11 @@ def direct():
             if time.time() > deadline:
                 raise TimeoutError("socat did not start")
             time.sleep(0.02)
-        t, dv = st.Pty(a), st.Pty(b)
-        lat = latency(t, dv, LAT_SAMPLES)
-        up = throughput(t, dv, THROUGHPUT_MB)
-        down = throughput(dv, t, THROUGHPUT_MB)
-        return {"lat": lat, "up": up, "down": down}
-    finally:
+        return p, st.Pty(a), st.Pty(b)
+    except Exception:
         p.terminate()
         p.wait(5)
+        raise
 
 
 def proc_status(pid):
@@ -165,7 +179,7 @@ def auth_on_tmpfs(techs):
         s.cleanup()
 
 
-def shim():
+def shim(direct_ends):
     techs = {}
     # one technician per auth sample (each code is single-use)
     secrets = ["JBSWY3DPEHPK3PXP", "JFAVAU2GMUKDOMRX", "GEZDGNBVGY3TQOJQ",
@@ -180,9 +194,13 @@ def shim():
         t = s.connect_tech()
         epoch = st.safe_epoch(margin=10)
         auth = auth_times(s, t, techs, list(techs)[:AUTH_SAMPLES], epoch)
-        lat = latency(t, dev, LAT_SAMPLES)
+        lat, dlat = latency_side_by_side((t, dev), direct_ends, LAT_SAMPLES)
+        dt, dd = direct_ends
+        d_up = throughput(dt, dd, THROUGHPUT_MB)
         up = throughput(t, dev, THROUGHPUT_MB)
+        d_down = throughput(dd, dt, THROUGHPUT_MB)
         down = throughput(dev, t, THROUGHPUT_MB)
+        direct = {"lat": dlat, "up": d_up, "down": d_down}
         ps = proc_status(s.proc.pid)
         # idle: the session ends, the technician leaves
         s.ctl("end-session", check=True)
@@ -194,7 +212,7 @@ def shim():
         c1 = switches(s.proc.pid)
         ps_idle = proc_status(s.proc.pid)
         s.cleanup()
-        return {"lat": lat, "up": up, "down": down, "auth": auth,
+        return direct, {"lat": lat, "up": up, "down": down, "auth": auth,
                 "auth_ram": auth_on_tmpfs(techs),
                 "rss": ps["VmRSS"], "hwm": ps_idle["VmHWM"],
                 "rss_idle": ps_idle["VmRSS"],
@@ -208,8 +226,12 @@ def main():
     st.need_binaries(st.SHIMD, st.SHIMCTL)
     print("bench_relay: %d latency samples, %d MiB each way, idle %.0f s"
           % (LAT_SAMPLES, THROUGHPUT_MB, IDLE_SECONDS))
-    d = direct()
-    s = shim()
+    proc, dt, dd = direct_start()
+    try:
+        d, s = shim((dt, dd))
+    finally:
+        proc.terminate()
+        proc.wait(5)
     print()
     print("%-36s %14s %14s %s" % ("", "shimd", "direct (socat)",
                                   "ratio / target"))
