@@ -137,10 +137,10 @@ def test_shim_wide_rate_limit_locks_the_gate():
         t.write(b"alice@example.org 123456\r")
         assert dev.read_for(0.5) == b""
         # the lock expires by itself and the prompt comes back
-        t.read_until(st.PROMPT, 8)
+        t.read_until(st.PROMPT, 14)
         assert "state: CHALLENGE" in s.admin("status")
     with_shim(body, extra="", totp_cfg={"rate_limit_failures": 3,
-                                        "rate_limit_seconds": 6})
+                                        "rate_limit_seconds": 10})
 
 
 def test_no_session_without_recording():
