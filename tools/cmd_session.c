@@ -89,6 +89,7 @@ static int load_cfg(struct ctx *c, int required)
 	}
 	memset(&diag, 0, sizeof(diag));
 	diag.out = required ? stderr : NULL;
+	diag.no_warnings = 1;
 	if (!required && access(c->o->config_path, R_OK) != 0) {
 		return -1;
 	}
