@@ -237,7 +237,9 @@ static void prune(struct shim_recorder *r)
 		int64_t t;
 		struct stat st;
 
-		if (!has_suffix(de->d_name, ".rec") ||
+		/* finished recordings and the damaged tails kept beside
+		 * them; never a session still open */
+		if (has_suffix(de->d_name, ".part") ||
 		    id_time(de->d_name, &t) != 0 || now - t <= keep) {
 			continue;
 		}
