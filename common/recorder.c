@@ -458,6 +458,79 @@ static int recover_all(struct shim_recorder *r,
 	return rc;
 }
 
+/* The chain head of the newest finished session, read from its footer
+ * at the end of the file, so heartbeats report it from the start. */
+static void load_last_head(struct shim_recorder *r)
+{
+	uint8_t buf[SHIM_REC_FOOTER_MAX];
+	char best[256] = "", *path;
+	struct timespec newest = { 0, 0 };
+	DIR *d = opendir(r->sessions_dir);
+	struct dirent *de;
+	struct stat st;
+	size_t n, rl;
+	int fd;
+
+	if (d == NULL) {
+		return;
+	}
+	/* newest by the time the footer was written */
+	while ((de = readdir(d)) != NULL) {
+		struct stat fs;
+
+		if (!has_suffix(de->d_name, ".rec") ||
+		    strlen(de->d_name) >= sizeof(best) ||
+		    fstatat(dirfd(d), de->d_name, &fs, 0) != 0) {
+			continue;
+		}
+		if (best[0] == '\0' || fs.st_mtim.tv_sec > newest.tv_sec ||
+		    (fs.st_mtim.tv_sec == newest.tv_sec &&
+		     fs.st_mtim.tv_nsec > newest.tv_nsec)) {
+			newest = fs.st_mtim;
+			snprintf(best, sizeof(best), "%s", de->d_name);
+		}
+	}
+	closedir(d);
+	if (best[0] == '\0') {
+		return;
+	}
+	path = session_path(r, best, "");
+	fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	free(path);
+	if (fd < 0) {
+		return;
+	}
+	if (fstat(fd, &st) != 0 || st.st_size < 8) {
+		close(fd);
+		return;
+	}
+	n = (size_t)st.st_size < sizeof(buf) ? (size_t)st.st_size
+					    : sizeof(buf);
+	if (pread(fd, buf, n, st.st_size - (off_t)n) != (ssize_t)n) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	/* footer body: 62 fixed bytes, the reason, chain head, signature */
+	for (rl = 0; rl <= SHIM_REC_REASON_MAX; rl++) {
+		size_t body = 62 + rl + 32 + 64, off;
+		const uint8_t *b;
+
+		if (body + 8 > n) {
+			break;
+		}
+		off = n - body - 8;
+		b = buf + off;
+		if (shim_get_u32(b) != body || b[4] != SHIM_REC_FOOTER ||
+		    b[4 + 61] != rl ||
+		    shim_crc32(0, b, 4 + body) != shim_get_u32(b + 4 + body)) {
+			continue;
+		}
+		hex32(b + 4 + 62 + rl, r->chain_hex);
+		return;
+	}
+}
+
 /* ---- queue ---------------------------------------------------------------- */
 
 static void q_put(struct shim_recorder *r, const uint8_t *p, size_t n)
@@ -850,6 +923,7 @@ int shim_recorder_open(struct shim_recorder **out,
 	}
 	r->storage_used = scan_usage(r->sessions_dir);
 	prune(r);
+	load_last_head(r);
 	rc = pthread_create(&r->thread, NULL, writer_main, r);
 	if (rc != 0) {
 		rc = SHIM_ENOMEM;

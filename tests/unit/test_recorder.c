@@ -198,6 +198,17 @@ static void test_state_rules(void **state)
 	assert_string_not_equal(id, id2);
 	/* close ends the open session with its reason */
 	shim_recorder_close(r, "shutdown");
+	/* the newest session's chain head is known again after a restart */
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
+			 0);
+	{
+		char again[65];
+
+		shim_recorder_chain_head(r, again);
+		assert_int_equal(strlen(again), 64);
+		assert_string_not_equal(again, head);
+	}
+	shim_recorder_close(r, "shutdown");
 	{
 		uint64_t in, out;
 
