@@ -486,6 +486,28 @@ def test_storage_budget_and_failures():
         s.cleanup()
 
 
+def test_group_commit():
+    """500 traffic chunks in 10 bursts: one fdatasync per sync window,
+    not one per chunk (seen with strace when it is installed)."""
+    if not shutil.which("strace"):
+        print("note: strace not installed; group commit not counted")
+        return
+    s = Shim("gc")
+    try:
+        log = os.path.join(s.dir, "strace.log")
+        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=fdatasync",
+                            "-o", log, WRITER, "--config", s.cfg,
+                            "--bursts", "10", "--burst-chunks", "50",
+                            "--chunk-size", "64", "--pause-ms", "120"],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, "writer under strace")
+        with open(log) as f:
+            n = sum(1 for l in f if "fdatasync(" in l)
+        check(10 <= n <= 25, "group commit: %d fdatasync for 500 chunks" % n)
+    finally:
+        s.cleanup()
+
+
 def test_keygen_identity():
     s = Shim("kg")
     try:
