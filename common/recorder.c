@@ -35,6 +35,8 @@
 #define PIECE_MAX 16384
 /* A DATA record is sealed once its plaintext reaches this size. */
 #define RECORD_TARGET 32768
+/* Free space below which no session starts, whatever the config says. */
+#define FREE_FLOOR (64u * 1024)
 
 enum { Q_IN = 0, Q_OUT = 1, Q_META = 2 };
 
@@ -88,6 +90,11 @@ struct shim_recorder {
 	uint8_t *item;
 	uint64_t good_size;    /* file size after the last good write */
 	int dirty;             /* written but not yet synced */
+	int broken;            /* a failed write could not be cut back */
+	uint64_t gap;          /* bytes lost since the last good record (mu) */
+	uint64_t gap_marked;   /* of which the batch's gap marker reports */
+	int64_t bstart_wall;   /* item time base when the batch began */
+	int64_t bstart_mono;
 	int64_t pending_since; /* monotonic ms of the oldest unsynced byte */
 	int over_budget;
 };
@@ -595,9 +602,13 @@ static int flush_batch(struct shim_recorder *r)
 		rc = write_all(r->fd, r->frame, len);
 	}
 	if (rc != 0) {
+		/* Roll the writer back to the last good record: the batch is
+		 * lost, the chain and the item times go on from before it. */
 		if (ftruncate(r->fd, (off_t)r->good_size) != 0) {
-			/* The next footer write would land after garbage;
-			 * recovery at the next start cuts it. */
+			/* Garbage stays after the last good record: nothing
+			 * more is appended; recovery at the next start cuts
+			 * it and seals the session. */
+			r->broken = 1;
 		}
 		memcpy(r->w.chain, snap.chain, sizeof(snap.chain));
 		r->w.records = snap.records;
@@ -607,14 +618,20 @@ static int flush_batch(struct shim_recorder *r)
 		r->w.batch_out = 0;
 		r->w.plain_len = 0;
 		r->w.open = 0;
+		r->w.prev_wall = r->bstart_wall;
+		r->w.prev_mono = r->bstart_mono;
 		pthread_mutex_lock(&r->mu);
 		r->dropped += snap.batch_in + snap.batch_out;
+		r->gap += snap.batch_in + snap.batch_out;
+		r->gap_marked = 0;
 		pthread_mutex_unlock(&r->mu);
 		set_failure(r, "writing session record", rc);
 		return rc;
 	}
 	r->good_size += len;
 	pthread_mutex_lock(&r->mu);
+	r->gap -= r->gap_marked;
+	r->gap_marked = 0;
 	r->records = r->w.records;
 	r->storage_used += len;
 	if (r->cfg->max_bytes != 0 && r->storage_used > r->cfg->max_bytes) {
@@ -646,15 +663,38 @@ static int sync_now(struct shim_recorder *r)
 static void add_item(struct shim_recorder *r, int kind, const uint8_t *buf,
 		     size_t len, int64_t wall, int64_t mono)
 {
+	uint64_t gap;
 	int rc;
 
-	if (r->failed) {
+	if (r->broken) {
 		if (kind != Q_META) {
 			pthread_mutex_lock(&r->mu);
 			r->dropped += len;
+			r->gap += len;
 			pthread_mutex_unlock(&r->mu);
 		}
 		return;
+	}
+	if (shim_rec_writer_pending(&r->w) == 0) {
+		/* A new batch. After lost bytes it opens with a marker, so
+		 * the reader sees where the recording has a hole. */
+		r->bstart_wall = r->w.prev_wall;
+		r->bstart_mono = r->w.prev_mono;
+		pthread_mutex_lock(&r->mu);
+		gap = r->gap;
+		pthread_mutex_unlock(&r->mu);
+		if (gap > 0) {
+			char m[64];
+			int n = snprintf(m, sizeof(m),
+					 "recording_gap%c%llu bytes not recorded",
+					 0, (unsigned long long)gap);
+
+			if (shim_rec_writer_add(&r->w, SHIM_REC_META,
+						(const uint8_t *)m, (size_t)n,
+						wall, mono) == 0) {
+				r->gap_marked = gap;
+			}
+		}
 	}
 	rc = shim_rec_writer_add(&r->w, (enum shim_rec_kind)kind, buf, len,
 				 wall, mono);
@@ -687,6 +727,15 @@ static int finish_session(struct shim_recorder *r)
 	size_t flen;
 	int rc;
 
+	if (r->broken) {
+		/* The file ends in garbage we could not cut: leave it
+		 * footer-less for the recovery at the next start. */
+		close(r->fd);
+		r->fd = -1;
+		r->dirty = 0;
+		shim_rec_writer_wipe(&r->w);
+		return SHIM_EIO;
+	}
 	flush_batch(r);
 	memset(&f, 0, sizeof(f));
 	shim_rec_writer_summary(&r->w, &f);
@@ -798,7 +847,7 @@ static void *writer_main(void *arg)
 		    (r->end_req || r->stop || now_ms() >= deadline)) {
 			/* Group commit: one sync for everything so far. */
 			pthread_mutex_unlock(&r->mu);
-			if (!r->failed) {
+			if (!r->broken) {
 				flush_batch(r);
 			}
 			sync_now(r);
@@ -956,8 +1005,11 @@ int shim_recorder_can_start(struct shim_recorder *r)
 	if (statvfs(r->sessions_dir, &sv) != 0) {
 		return SHIM_EIO;
 	}
+	/* Below the floor even the header and footer of a session may not
+	 * fit, whatever min_free_bytes says. */
 	if ((uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize <
-	    r->cfg->min_free_bytes) {
+	    (r->cfg->min_free_bytes > FREE_FLOOR ? r->cfg->min_free_bytes
+						  : FREE_FLOOR)) {
 		return SHIM_ENOSPC;
 	}
 	return 0;
@@ -1082,6 +1134,9 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	r->failed = 0;
 	r->failure[0] = '\0';
 	r->dropped = 0;
+	r->gap = 0;
+	r->gap_marked = 0;
+	r->broken = 0;
 	r->bytes_in = 0;
 	r->bytes_out = 0;
 	r->records = 0;
@@ -1140,18 +1195,20 @@ int shim_recorder_traffic(struct shim_recorder *r, enum shim_rec_dir dir,
 	pthread_mutex_lock(&r->mu);
 	if (!r->session_open || r->end_req) {
 		rc = SHIM_ESTATE;
-	} else if (r->failed) {
-		if (r->cfg->on_failure == SHIM_ON_FAILURE_STOP) {
-			rc = SHIM_EIO;
-		} else {
-			/* Accept and drop: the session goes on, the footer
-			 * and status say what was lost. */
-			r->dropped += len;
-			rc = 0;
-		}
+	} else if (r->failed && r->cfg->on_failure == SHIM_ON_FAILURE_STOP) {
+		rc = SHIM_EIO;
 	} else {
 		rc = enqueue(r, dir == SHIM_DIR_IN ? Q_IN : Q_OUT, buf, len,
 			     wall_ns, mono_ns);
+		if (rc == SHIM_EAGAIN && r->failed) {
+			/* After a failure forwarding never waits for the
+			 * disk: what does not fit is counted, not kept. The
+			 * writer keeps trying to record the rest. */
+			r->dropped += len;
+			r->gap += len;
+			r->want_room = 0;
+			rc = 0;
+		}
 	}
 	if (rc == 0) {
 		if (dir == SHIM_DIR_IN) {
@@ -1191,10 +1248,13 @@ int shim_recorder_meta(struct shim_recorder *r, const char *name,
 	pthread_mutex_lock(&r->mu);
 	if (!r->session_open || r->end_req) {
 		rc = SHIM_ESTATE;
-	} else if (r->failed) {
-		rc = r->cfg->on_failure == SHIM_ON_FAILURE_STOP ? SHIM_EIO : 0;
+	} else if (r->failed && r->cfg->on_failure == SHIM_ON_FAILURE_STOP) {
+		rc = SHIM_EIO;
 	} else {
 		rc = enqueue(r, Q_META, buf, nl + 1 + dl, wall_ns, mono_ns);
+		if (rc == SHIM_EAGAIN && r->failed) {
+			rc = 0;
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	return rc;
