@@ -376,8 +376,11 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		rc = shim_err_from_errno(errno);
 		goto out;
 	}
-	f.end_wall_ns = rd->hdr.start_wall_ns + res.last_end_ms * 1000000;
-	f.end_mono_ns = rd->hdr.start_mono_ns + res.last_end_ms * 1000000;
+	/* unsigned arithmetic: the file's values are not trusted */
+	f.end_wall_ns = (int64_t)((uint64_t)rd->hdr.start_wall_ns +
+				  (uint64_t)res.last_end_ms * 1000000u);
+	f.end_mono_ns = (int64_t)((uint64_t)rd->hdr.start_mono_ns +
+				  (uint64_t)res.last_end_ms * 1000000u);
 	f.bytes_in = res.bytes_in;
 	f.bytes_out = res.bytes_out;
 	f.records = res.records;

@@ -141,6 +141,12 @@ static char *resolve(struct ctx *c, const char *target)
 
 /* ---- JSON and text output helpers --------------------------------------- */
 
+/* a - b for times read from a file, without signed overflow. */
+static int64_t diff_ns(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
 static void put_ch(struct ctx *c, int ch)
 {
 	if (fputc(ch, c->out) == EOF) {
@@ -406,7 +412,7 @@ static int cb_header(void *arg, const struct shim_rec_header *h)
 static int cb_item(void *arg, const struct shim_rec_item *it)
 {
 	struct ctx *c = arg;
-	int64_t rel = it->mono_ns - c->start_mono;
+	int64_t rel = diff_ns(it->mono_ns, c->start_mono);
 	const char *name = (const char *)it->data, *detail = "";
 	size_t nl = it->len, dl = 0;
 
@@ -517,7 +523,7 @@ static void write_footer(struct ctx *c, const struct shim_rec_header *h,
 			 const struct shim_rec_footer *f, int verified)
 {
 	char iso[48], ch[65];
-	int64_t dur = f->end_mono_ns - h->start_mono_ns;
+	int64_t dur = diff_ns(f->end_mono_ns, h->start_mono_ns);
 
 	iso_time(f->end_wall_ns, iso, sizeof(iso), 1);
 	chain_hex(f->chain_head, ch);
@@ -785,6 +791,12 @@ static int do_export(struct ctx *c)
 		ex = EX_ERROR;
 		goto out;
 	}
+	if (!res.have_header) {
+		describe(&res, msg, sizeof(msg));
+		fprintf(stderr, "shimctl session export: %s: %s\n", path, msg);
+		ex = damage_exit(&res);
+		goto out;
+	}
 	if (!c->key_ok) {
 		fprintf(stderr, "shimctl session export: %s\n",
 			c->key_msg[0] ? c->key_msg : "cannot read the session");
@@ -898,9 +910,9 @@ static int do_list(struct ctx *c)
 		}
 		iso_time(h->start_wall_ns, start, sizeof(start), 0);
 		if (res.have_footer) {
-			dns = f->end_mono_ns - h->start_mono_ns;
+			dns = diff_ns(f->end_mono_ns, h->start_mono_ns);
 		} else {
-			dns = res.last_end_ms * 1000000;
+			dns = (int64_t)((uint64_t)res.last_end_ms * 1000000u);
 		}
 		snprintf(dur, sizeof(dur), "%.1fs", (double)dns / 1e9);
 		switch (res.status) {

@@ -565,6 +565,62 @@ def test_full_filesystem():
         s.cleanup()
 
 
+def test_hostile_files():
+    """Mutated recordings never crash shimctl or the recovery at start:
+    each gets one of the documented exit codes."""
+    import random
+    rnd = random.Random(1234)
+    s = Shim("hostile")
+    try:
+        r = s.writer("--bursts", "3", "--burst-chunks", "6",
+                     "--chunk-size", "200", "--pause-ms", "70")
+        sid = session_id(r.stdout)
+        with open(os.path.join(s.sessions, sid + ".rec"), "rb") as f:
+            good = f.read()
+        codes = set()
+        bad = None
+        for i in range(150):
+            b = bytearray(good)
+            op = i % 4
+            if op == 0:
+                for _ in range(rnd.randint(1, 4)):
+                    b[rnd.randrange(len(b))] = rnd.randrange(256)
+            elif op == 1:
+                b = b[:rnd.randrange(len(b))]
+            elif op == 2:
+                pos = rnd.randrange(len(b))
+                b[pos:pos] = bytes(rnd.randrange(256)
+                                   for _ in range(rnd.randint(1, 64)))
+            else:
+                a = rnd.randrange(len(b))
+                del b[a:a + rnd.randint(1, 300)]
+            p = os.path.join(s.dir, "m.rec")
+            with open(p, "wb") as f:
+                f.write(bytes(b))
+            for args in (["verify", p], ["export", p, "--format", "jsonl"],
+                         ["export", p, "--format", "asciicast"]):
+                c = s.ctl("session", *args)
+                codes.add(c.returncode)
+                if c.returncode not in (0, 3, 4, 5, 6, 7, 8, 9):
+                    bad = (args, c.returncode, c.stderr[-300:])
+        check(bad is None, "mutated files give documented exit codes: %r"
+              % (bad,))
+        # recovery of mutated footer-less files
+        for i in range(20):
+            b = bytearray(good[:rnd.randrange(200, len(good))])
+            if i % 2:
+                b[rnd.randrange(len(b))] ^= 1 << rnd.randrange(8)
+            with open(os.path.join(s.sessions,
+                                   "20261124T0000%02dZ-00000%d.part"
+                                   % (i, i % 10)), "wb") as f:
+                f.write(bytes(b))
+        r = s.writer("--recover-only")
+        check(r.returncode == 0, "recovery survives mutated files")
+        check(s.files(".part") == [], "every footer-less file dealt with")
+    finally:
+        s.cleanup()
+
+
 def test_keygen_identity():
     s = Shim("kg")
     try:
