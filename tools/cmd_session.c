@@ -110,7 +110,50 @@ static char *sessions_dir(struct ctx *c)
 	return shim_config_path(&c->cfg, "sessions");
 }
 
-/* Resolves an ID or a file name to a path (malloc'd). */
+/* A unique session whose ID starts with prefix, or NULL (message
+ * printed). */
+static char *resolve_prefix(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *found = NULL;
+	size_t pl = strlen(prefix);
+	int n = 0;
+
+	if (d == NULL) {
+		fprintf(stderr, "shimctl session: %s: %s\n", dir,
+			strerror(errno));
+		return NULL;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		if (strncmp(de->d_name, prefix, pl) != 0 ||
+		    !((l > 4 && strcmp(de->d_name + l - 4, ".rec") == 0) ||
+		      (l > 5 && strcmp(de->d_name + l - 5, ".part") == 0))) {
+			continue;
+		}
+		if (n++ == 0) {
+			size_t m = strlen(dir) + l + 2;
+
+			found = malloc(m);
+			if (found != NULL) {
+				snprintf(found, m, "%s/%s", dir, de->d_name);
+			}
+		}
+	}
+	closedir(d);
+	if (n == 1) {
+		return found;
+	}
+	free(found);
+	fprintf(stderr, "shimctl session: %s: %s\n", prefix,
+		n == 0 ? "no such session" : "ambiguous: name more of the ID");
+	return NULL;
+}
+
+/* Resolves an ID (or a unique start of one) or a file name to a path
+ * (malloc'd). */
 static char *resolve(struct ctx *c, const char *target)
 {
 	struct stat st;
@@ -133,6 +176,10 @@ static char *resolve(struct ctx *c, const char *target)
 		snprintf(p, n, "%s/%s.rec", dir, target);
 		if (stat(p, &st) != 0) {
 			snprintf(p, n, "%s/%s.part", dir, target);
+		}
+		if (stat(p, &st) != 0) {
+			free(p);
+			p = resolve_prefix(dir, target);
 		}
 	}
 	free(dir);
