@@ -35,6 +35,8 @@
 #define PIECE_MAX 16384
 /* A DATA record is sealed once its plaintext reaches this size. */
 #define RECORD_TARGET 32768
+/* Free space below which no session starts, whatever the config says. */
+#define FREE_FLOOR (64u * 1024)
 
 enum { Q_IN = 0, Q_OUT = 1, Q_META = 2 };
 
@@ -88,6 +90,11 @@ struct shim_recorder {
 	uint8_t *item;
 	uint64_t good_size;    /* file size after the last good write */
 	int dirty;             /* written but not yet synced */
+	int broken;            /* a failed write could not be cut back */
+	uint64_t gap;          /* bytes lost since the last good record (mu) */
+	uint64_t gap_marked;   /* of which the batch's gap marker reports */
+	int64_t bstart_wall;   /* item time base when the batch began */
+	int64_t bstart_mono;
 	int64_t pending_since; /* monotonic ms of the oldest unsynced byte */
 	int over_budget;
 };
@@ -237,7 +244,9 @@ static void prune(struct shim_recorder *r)
 		int64_t t;
 		struct stat st;
 
-		if (!has_suffix(de->d_name, ".rec") ||
+		/* finished recordings and the damaged tails kept beside
+		 * them; never a session still open */
+		if (has_suffix(de->d_name, ".part") ||
 		    id_time(de->d_name, &t) != 0 || now - t <= keep) {
 			continue;
 		}
@@ -367,8 +376,11 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		rc = shim_err_from_errno(errno);
 		goto out;
 	}
-	f.end_wall_ns = rd->hdr.start_wall_ns + res.last_end_ms * 1000000;
-	f.end_mono_ns = rd->hdr.start_mono_ns + res.last_end_ms * 1000000;
+	/* unsigned arithmetic: the file's values are not trusted */
+	f.end_wall_ns = (int64_t)((uint64_t)rd->hdr.start_wall_ns +
+				  (uint64_t)res.last_end_ms * 1000000u);
+	f.end_mono_ns = (int64_t)((uint64_t)rd->hdr.start_mono_ns +
+				  (uint64_t)res.last_end_ms * 1000000u);
 	f.bytes_in = res.bytes_in;
 	f.bytes_out = res.bytes_out;
 	f.records = res.records;
@@ -456,6 +468,79 @@ static int recover_all(struct shim_recorder *r,
 	return rc;
 }
 
+/* The chain head of the newest finished session, read from its footer
+ * at the end of the file, so heartbeats report it from the start. */
+static void load_last_head(struct shim_recorder *r)
+{
+	uint8_t buf[SHIM_REC_FOOTER_MAX];
+	char best[256] = "", *path;
+	struct timespec newest = { 0, 0 };
+	DIR *d = opendir(r->sessions_dir);
+	struct dirent *de;
+	struct stat st;
+	size_t n, rl;
+	int fd;
+
+	if (d == NULL) {
+		return;
+	}
+	/* newest by the time the footer was written */
+	while ((de = readdir(d)) != NULL) {
+		struct stat fs;
+
+		if (!has_suffix(de->d_name, ".rec") ||
+		    strlen(de->d_name) >= sizeof(best) ||
+		    fstatat(dirfd(d), de->d_name, &fs, 0) != 0) {
+			continue;
+		}
+		if (best[0] == '\0' || fs.st_mtim.tv_sec > newest.tv_sec ||
+		    (fs.st_mtim.tv_sec == newest.tv_sec &&
+		     fs.st_mtim.tv_nsec > newest.tv_nsec)) {
+			newest = fs.st_mtim;
+			snprintf(best, sizeof(best), "%s", de->d_name);
+		}
+	}
+	closedir(d);
+	if (best[0] == '\0') {
+		return;
+	}
+	path = session_path(r, best, "");
+	fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	free(path);
+	if (fd < 0) {
+		return;
+	}
+	if (fstat(fd, &st) != 0 || st.st_size < 8) {
+		close(fd);
+		return;
+	}
+	n = (size_t)st.st_size < sizeof(buf) ? (size_t)st.st_size
+					    : sizeof(buf);
+	if (pread(fd, buf, n, st.st_size - (off_t)n) != (ssize_t)n) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	/* footer body: 62 fixed bytes, the reason, chain head, signature */
+	for (rl = 0; rl <= SHIM_REC_REASON_MAX; rl++) {
+		size_t body = 62 + rl + 32 + 64, off;
+		const uint8_t *b;
+
+		if (body + 8 > n) {
+			break;
+		}
+		off = n - body - 8;
+		b = buf + off;
+		if (shim_get_u32(b) != body || b[4] != SHIM_REC_FOOTER ||
+		    b[4 + 61] != rl ||
+		    shim_crc32(0, b, 4 + body) != shim_get_u32(b + 4 + body)) {
+			continue;
+		}
+		hex32(b + 4 + 62 + rl, r->chain_hex);
+		return;
+	}
+}
+
 /* ---- queue ---------------------------------------------------------------- */
 
 static void q_put(struct shim_recorder *r, const uint8_t *p, size_t n)
@@ -474,8 +559,9 @@ static void q_get(struct shim_recorder *r, uint8_t *p, size_t n)
 
 	memcpy(p, r->q + r->qhead, first);
 	memcpy(p + first, r->q, n - first);
-	shim_memzero(r->q + r->qhead, first);
-	shim_memzero(r->q, n - first);
+	/* explicit_bzero: wiped like shim_memzero, at memset speed */
+	explicit_bzero(r->q + r->qhead, first);
+	explicit_bzero(r->q, n - first);
 	r->qhead = (r->qhead + n) % r->qcap;
 	r->qused -= n;
 }
@@ -519,9 +605,13 @@ static int flush_batch(struct shim_recorder *r)
 		rc = write_all(r->fd, r->frame, len);
 	}
 	if (rc != 0) {
+		/* Roll the writer back to the last good record: the batch is
+		 * lost, the chain and the item times go on from before it. */
 		if (ftruncate(r->fd, (off_t)r->good_size) != 0) {
-			/* The next footer write would land after garbage;
-			 * recovery at the next start cuts it. */
+			/* Garbage stays after the last good record: nothing
+			 * more is appended; recovery at the next start cuts
+			 * it and seals the session. */
+			r->broken = 1;
 		}
 		memcpy(r->w.chain, snap.chain, sizeof(snap.chain));
 		r->w.records = snap.records;
@@ -531,14 +621,20 @@ static int flush_batch(struct shim_recorder *r)
 		r->w.batch_out = 0;
 		r->w.plain_len = 0;
 		r->w.open = 0;
+		r->w.prev_wall = r->bstart_wall;
+		r->w.prev_mono = r->bstart_mono;
 		pthread_mutex_lock(&r->mu);
 		r->dropped += snap.batch_in + snap.batch_out;
+		r->gap += snap.batch_in + snap.batch_out;
+		r->gap_marked = 0;
 		pthread_mutex_unlock(&r->mu);
 		set_failure(r, "writing session record", rc);
 		return rc;
 	}
 	r->good_size += len;
 	pthread_mutex_lock(&r->mu);
+	r->gap -= r->gap_marked;
+	r->gap_marked = 0;
 	r->records = r->w.records;
 	r->storage_used += len;
 	if (r->cfg->max_bytes != 0 && r->storage_used > r->cfg->max_bytes) {
@@ -570,15 +666,38 @@ static int sync_now(struct shim_recorder *r)
 static void add_item(struct shim_recorder *r, int kind, const uint8_t *buf,
 		     size_t len, int64_t wall, int64_t mono)
 {
+	uint64_t gap;
 	int rc;
 
-	if (r->failed) {
+	if (r->broken) {
 		if (kind != Q_META) {
 			pthread_mutex_lock(&r->mu);
 			r->dropped += len;
+			r->gap += len;
 			pthread_mutex_unlock(&r->mu);
 		}
 		return;
+	}
+	if (shim_rec_writer_pending(&r->w) == 0) {
+		/* A new batch. After lost bytes it opens with a marker, so
+		 * the reader sees where the recording has a hole. */
+		r->bstart_wall = r->w.prev_wall;
+		r->bstart_mono = r->w.prev_mono;
+		pthread_mutex_lock(&r->mu);
+		gap = r->gap;
+		pthread_mutex_unlock(&r->mu);
+		if (gap > 0) {
+			char m[64];
+			int n = snprintf(m, sizeof(m),
+					 "recording_gap%c%llu bytes not recorded",
+					 0, (unsigned long long)gap);
+
+			if (shim_rec_writer_add(&r->w, SHIM_REC_META,
+						(const uint8_t *)m, (size_t)n,
+						wall, mono) == 0) {
+				r->gap_marked = gap;
+			}
+		}
 	}
 	rc = shim_rec_writer_add(&r->w, (enum shim_rec_kind)kind, buf, len,
 				 wall, mono);
@@ -611,6 +730,15 @@ static int finish_session(struct shim_recorder *r)
 	size_t flen;
 	int rc;
 
+	if (r->broken) {
+		/* The file ends in garbage we could not cut: leave it
+		 * footer-less for the recovery at the next start. */
+		close(r->fd);
+		r->fd = -1;
+		r->dirty = 0;
+		shim_rec_writer_wipe(&r->w);
+		return SHIM_EIO;
+	}
 	flush_batch(r);
 	memset(&f, 0, sizeof(f));
 	shim_rec_writer_summary(&r->w, &f);
@@ -722,7 +850,7 @@ static void *writer_main(void *arg)
 		    (r->end_req || r->stop || now_ms() >= deadline)) {
 			/* Group commit: one sync for everything so far. */
 			pthread_mutex_unlock(&r->mu);
-			if (!r->failed) {
+			if (!r->broken) {
 				flush_batch(r);
 			}
 			sync_now(r);
@@ -847,6 +975,7 @@ int shim_recorder_open(struct shim_recorder **out,
 	}
 	r->storage_used = scan_usage(r->sessions_dir);
 	prune(r);
+	load_last_head(r);
 	rc = pthread_create(&r->thread, NULL, writer_main, r);
 	if (rc != 0) {
 		rc = SHIM_ENOMEM;
@@ -879,8 +1008,11 @@ int shim_recorder_can_start(struct shim_recorder *r)
 	if (statvfs(r->sessions_dir, &sv) != 0) {
 		return SHIM_EIO;
 	}
+	/* Below the floor even the header and footer of a session may not
+	 * fit, whatever min_free_bytes says. */
 	if ((uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize <
-	    r->cfg->min_free_bytes) {
+	    (r->cfg->min_free_bytes > FREE_FLOOR ? r->cfg->min_free_bytes
+						  : FREE_FLOOR)) {
 		return SHIM_ENOSPC;
 	}
 	return 0;
@@ -1005,6 +1137,9 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	r->failed = 0;
 	r->failure[0] = '\0';
 	r->dropped = 0;
+	r->gap = 0;
+	r->gap_marked = 0;
+	r->broken = 0;
 	r->bytes_in = 0;
 	r->bytes_out = 0;
 	r->records = 0;
@@ -1063,18 +1198,20 @@ int shim_recorder_traffic(struct shim_recorder *r, enum shim_rec_dir dir,
 	pthread_mutex_lock(&r->mu);
 	if (!r->session_open || r->end_req) {
 		rc = SHIM_ESTATE;
-	} else if (r->failed) {
-		if (r->cfg->on_failure == SHIM_ON_FAILURE_STOP) {
-			rc = SHIM_EIO;
-		} else {
-			/* Accept and drop: the session goes on, the footer
-			 * and status say what was lost. */
-			r->dropped += len;
-			rc = 0;
-		}
+	} else if (r->failed && r->cfg->on_failure == SHIM_ON_FAILURE_STOP) {
+		rc = SHIM_EIO;
 	} else {
 		rc = enqueue(r, dir == SHIM_DIR_IN ? Q_IN : Q_OUT, buf, len,
 			     wall_ns, mono_ns);
+		if (rc == SHIM_EAGAIN && r->failed) {
+			/* After a failure forwarding never waits for the
+			 * disk: what does not fit is counted, not kept. The
+			 * writer keeps trying to record the rest. */
+			r->dropped += len;
+			r->gap += len;
+			r->want_room = 0;
+			rc = 0;
+		}
 	}
 	if (rc == 0) {
 		if (dir == SHIM_DIR_IN) {
@@ -1114,10 +1251,13 @@ int shim_recorder_meta(struct shim_recorder *r, const char *name,
 	pthread_mutex_lock(&r->mu);
 	if (!r->session_open || r->end_req) {
 		rc = SHIM_ESTATE;
-	} else if (r->failed) {
-		rc = r->cfg->on_failure == SHIM_ON_FAILURE_STOP ? SHIM_EIO : 0;
+	} else if (r->failed && r->cfg->on_failure == SHIM_ON_FAILURE_STOP) {
+		rc = SHIM_EIO;
 	} else {
 		rc = enqueue(r, Q_META, buf, nl + 1 + dl, wall_ns, mono_ns);
+		if (rc == SHIM_EAGAIN && r->failed) {
+			rc = 0;
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	return rc;

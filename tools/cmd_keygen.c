@@ -75,6 +75,7 @@ int cmd_keygen_main(int argc, char **argv, const char *config_path)
 
 		memset(&diag, 0, sizeof(diag));
 		diag.out = stderr;
+		diag.no_warnings = 1;
 		if (shim_config_load(&cfg, config_path, &diag) != 0) {
 			fprintf(stderr, "shimctl keygen: cannot load %s (pass "
 					"--out FILE)\n",

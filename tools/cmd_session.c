@@ -89,6 +89,7 @@ static int load_cfg(struct ctx *c, int required)
 	}
 	memset(&diag, 0, sizeof(diag));
 	diag.out = required ? stderr : NULL;
+	diag.no_warnings = 1;
 	if (!required && access(c->o->config_path, R_OK) != 0) {
 		return -1;
 	}
@@ -109,7 +110,50 @@ static char *sessions_dir(struct ctx *c)
 	return shim_config_path(&c->cfg, "sessions");
 }
 
-/* Resolves an ID or a file name to a path (malloc'd). */
+/* A unique session whose ID starts with prefix, or NULL (message
+ * printed). */
+static char *resolve_prefix(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *found = NULL;
+	size_t pl = strlen(prefix);
+	int n = 0;
+
+	if (d == NULL) {
+		fprintf(stderr, "shimctl session: %s: %s\n", dir,
+			strerror(errno));
+		return NULL;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		if (strncmp(de->d_name, prefix, pl) != 0 ||
+		    !((l > 4 && strcmp(de->d_name + l - 4, ".rec") == 0) ||
+		      (l > 5 && strcmp(de->d_name + l - 5, ".part") == 0))) {
+			continue;
+		}
+		if (n++ == 0) {
+			size_t m = strlen(dir) + l + 2;
+
+			found = malloc(m);
+			if (found != NULL) {
+				snprintf(found, m, "%s/%s", dir, de->d_name);
+			}
+		}
+	}
+	closedir(d);
+	if (n == 1) {
+		return found;
+	}
+	free(found);
+	fprintf(stderr, "shimctl session: %s: %s\n", prefix,
+		n == 0 ? "no such session" : "ambiguous: name more of the ID");
+	return NULL;
+}
+
+/* Resolves an ID (or a unique start of one) or a file name to a path
+ * (malloc'd). */
 static char *resolve(struct ctx *c, const char *target)
 {
 	struct stat st;
@@ -133,12 +177,22 @@ static char *resolve(struct ctx *c, const char *target)
 		if (stat(p, &st) != 0) {
 			snprintf(p, n, "%s/%s.part", dir, target);
 		}
+		if (stat(p, &st) != 0) {
+			free(p);
+			p = resolve_prefix(dir, target);
+		}
 	}
 	free(dir);
 	return p;
 }
 
 /* ---- JSON and text output helpers --------------------------------------- */
+
+/* a - b for times read from a file, without signed overflow. */
+static int64_t diff_ns(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a - (uint64_t)b);
+}
 
 static void put_ch(struct ctx *c, int ch)
 {
@@ -405,7 +459,7 @@ static int cb_header(void *arg, const struct shim_rec_header *h)
 static int cb_item(void *arg, const struct shim_rec_item *it)
 {
 	struct ctx *c = arg;
-	int64_t rel = it->mono_ns - c->start_mono;
+	int64_t rel = diff_ns(it->mono_ns, c->start_mono);
 	const char *name = (const char *)it->data, *detail = "";
 	size_t nl = it->len, dl = 0;
 
@@ -516,7 +570,7 @@ static void write_footer(struct ctx *c, const struct shim_rec_header *h,
 			 const struct shim_rec_footer *f, int verified)
 {
 	char iso[48], ch[65];
-	int64_t dur = f->end_mono_ns - h->start_mono_ns;
+	int64_t dur = diff_ns(f->end_mono_ns, h->start_mono_ns);
 
 	iso_time(f->end_wall_ns, iso, sizeof(iso), 1);
 	chain_hex(f->chain_head, ch);
@@ -784,6 +838,12 @@ static int do_export(struct ctx *c)
 		ex = EX_ERROR;
 		goto out;
 	}
+	if (!res.have_header) {
+		describe(&res, msg, sizeof(msg));
+		fprintf(stderr, "shimctl session export: %s: %s\n", path, msg);
+		ex = damage_exit(&res);
+		goto out;
+	}
 	if (!c->key_ok) {
 		fprintf(stderr, "shimctl session export: %s\n",
 			c->key_msg[0] ? c->key_msg : "cannot read the session");
@@ -897,9 +957,9 @@ static int do_list(struct ctx *c)
 		}
 		iso_time(h->start_wall_ns, start, sizeof(start), 0);
 		if (res.have_footer) {
-			dns = f->end_mono_ns - h->start_mono_ns;
+			dns = diff_ns(f->end_mono_ns, h->start_mono_ns);
 		} else {
-			dns = res.last_end_ms * 1000000;
+			dns = (int64_t)((uint64_t)res.last_end_ms * 1000000u);
 		}
 		snprintf(dur, sizeof(dur), "%.1fs", (double)dns / 1e9);
 		switch (res.status) {

@@ -112,6 +112,7 @@ int main(int argc, char **argv)
 	}
 	memset(&diag, 0, sizeof(diag));
 	diag.out = stderr;
+	diag.no_warnings = 1;
 	if (shim_config_load(&cfg, cfgpath, &diag) != 0) {
 		return 2;
 	}
