@@ -748,6 +748,7 @@ static void on_tech_hangup(struct shimd *d)
 	int rc;
 
 	log_info("technician hung up (%s)", d->tech.path);
+	shimd_timer_set(d, SHIMD_T_SETTLE, 0);
 	d->tech_present = 0;
 	d->msg_len = 0;
 	shim_lineedit_init(&d->le);
