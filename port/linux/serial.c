@@ -365,7 +365,8 @@ void shim_serial_close(struct shim_serial *s)
 
 /* Undoes PARMRK marking in place: \377\377 -> \377, \377\0\0 -> BREAK,
  * \377\0 X -> X (a byte with a parity or framing error). */
-static size_t unmark(struct shim_serial *s, uint8_t *buf, size_t n, int *brk)
+size_t shim_serial_unmark(struct shim_serial *s, uint8_t *buf, size_t n,
+			  int *brk)
 {
 	size_t i, o = 0;
 
@@ -435,7 +436,7 @@ int shim_serial_read(struct shim_serial *s, uint8_t *buf, size_t cap, int *brk)
 		return SHIM_EDISCONN;
 	}
 	if (!s->is_pty) {
-		size_t o = unmark(s, buf, (size_t)n, brk);
+		size_t o = shim_serial_unmark(s, buf, (size_t)n, brk);
 
 		return (int)o;
 	}

@@ -61,6 +61,13 @@ void shim_serial_close(struct shim_serial *s);
 int shim_serial_read(struct shim_serial *s, uint8_t *buf, size_t cap,
 		     int *brk);
 
+/* Undoes the PARMRK marking of bytes read from a tty, in place, keeping
+ * state across calls: \377\377 is a \377 byte, \377\0\0 a BREAK (sets
+ * *brk), \377\0 X a byte X received with a parity or framing error.
+ * Returns the number of data bytes left in buf. */
+size_t shim_serial_unmark(struct shim_serial *s, uint8_t *buf, size_t n,
+			  int *brk);
+
 /* Writes without blocking; returns the count taken (0 when full) or
  * SHIM_EDISCONN. */
 int shim_serial_write(struct shim_serial *s, const uint8_t *buf, size_t len);
