@@ -349,6 +349,25 @@ static void claimed_id(const uint8_t *line, size_t len, char *out, size_t cap)
 	if (j - i > SHIM_TECH_ID_MAX) {
 		j = i + SHIM_TECH_ID_MAX;
 	}
+	{
+		/* A line of one word, or one that starts with a string of
+		 * digits, may be a code typed alone or first: never log it. */
+		size_t k = j, m;
+		int digits = j > i;
+
+		while (k < len && (line[k] == ' ' || line[k] == '\t')) {
+			k++;
+		}
+		for (m = i; m < j; m++) {
+			if (line[m] < '0' || line[m] > '9') {
+				digits = 0;
+			}
+		}
+		if (k >= len || digits) {
+			snprintf(out, cap, "%s", "(malformed)");
+			return;
+		}
+	}
 	shimd_log_sanitize(out, cap, (const char *)line + i, j - i);
 }
 

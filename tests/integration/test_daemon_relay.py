@@ -150,7 +150,9 @@ def test_failure_text_is_uniform():
         for line in ("nobody@example.org %s" % good,
                      "alice@example.org %s" % wrong,
                      "alice@example.org 12ab56",
-                     "garbage"):
+                     "garbage",
+                     good,
+                     "%s alice@example.org" % wrong):
             t.write(line.encode() + b"\r")
             t.read_until(line.encode() + b"\r\n", 3)
             ans = t.read_until(re.compile(rb"[^\n]*\n"), 5)
@@ -159,8 +161,9 @@ def test_failure_text_is_uniform():
         assert all(a == b"Auth fail\r\n" for a in answers), answers
         log = s.log()
         assert "bad_user" in log and "bad_code" in log, log
-        # the codes never reach the log
+        # the codes never reach the log, not even typed alone or first
         assert good not in log and wrong not in log
+        assert "(malformed)" in log
     with_shim(body)
 
 
