@@ -493,16 +493,17 @@ static void tech_input_closed(struct shimd *d)
 	uint8_t buf[512];
 	uint8_t echo[SHIM_LE_ECHO_MAX];
 	size_t elen, i;
-	int n, brk;
+	int n, brk, rounds;
 
-	for (;;) {
+	/* Bounded, so that a flood cannot starve timers and signals. */
+	for (rounds = 0; rounds < 64; rounds++) {
 		n = shim_serial_read(&d->tech, buf, sizeof(buf), &brk);
 		if (n == SHIM_EDISCONN) {
 			on_tech_hangup(d);
-			return;
+			break;
 		}
 		if (n <= 0) {
-			return;
+			break;
 		}
 		if (!d->tech_present &&
 		    (d->tech.is_pty ||
@@ -538,11 +539,12 @@ static void tech_input_closed(struct shimd *d)
 				}
 			}
 		}
-		shim_memzero(buf, sizeof(buf));
 		if (d->state == SHIM_ST_OPEN) {
-			return;
+			break;
 		}
 	}
+	/* what was typed may hold a code */
+	shim_memzero(buf, sizeof(buf));
 }
 
 /* ---- relay --------------------------------------------------------------- */
@@ -1138,9 +1140,9 @@ static void build_pollset(struct shimd *d, struct pollfd *p)
 static void dev_drain(struct shimd *d)
 {
 	uint8_t buf[512];
-	int n, brk;
+	int n, brk, rounds;
 
-	for (;;) {
+	for (rounds = 0; rounds < 64; rounds++) {
 		n = shim_serial_read(&d->dev, buf, sizeof(buf), &brk);
 		if (n == SHIM_EDISCONN) {
 			on_device_lost(d);
