@@ -20,6 +20,20 @@ struct shim_eventlog_status {
 	uint64_t dropped_heartbeats;
 	int link_up;                /* 1 when the SIEM link is up */
 	char link_error[160];       /* last transport error, "" if none */
+
+	/* Added for shimctl status and the tests. */
+	int transport_enabled;      /* 0 for siem.transport: noop */
+	uint64_t spool_bytes;       /* bytes waiting (records + headers) */
+	uint64_t spool_priority;    /* waiting in the priority lane */
+	uint64_t spool_over_limit;  /* events kept beyond spool_max_bytes */
+	int outage_alarm;           /* link down > siem.outage_alarm_seconds */
+	uint64_t link_down_seconds; /* 0 while up */
+	uint64_t delivered;         /* confirmed since open */
+	uint64_t last_delivered_seq;
+	uint64_t connects;          /* successful connections since open */
+	char tls_version[32];       /* of the current/last connection */
+	char tls_cipher[64];
+	char peer_subject[160];
 };
 
 /* Opens the audit log and spool under cfg->storage_root and starts the
@@ -29,8 +43,16 @@ int shim_eventlog_open(struct shim_eventlog **out,
 		       const struct shim_port *port);
 
 /* Stamps shim ID and sequence number into ev, then records it durably in
- * the audit log and spool. Never blocks on the network. */
+ * the audit log and spool. Never blocks on the network. The writes are
+ * made durable by group commit within a few milliseconds (before the
+ * event can leave for the SIEM); tamper, emergency_stop and break-glass
+ * events are durable before this returns. */
 int shim_eventlog_emit(struct shim_eventlog *el, struct shim_event *ev);
+
+/* Waits until every event emitted so far is durable (audit log, spool,
+ * sequence number), at most timeout_ms. 0, SHIM_ETIMEDOUT or SHIM_EIO.
+ * Events of the priority lane are made durable before emit returns. */
+int shim_eventlog_flush(struct shim_eventlog *el, int timeout_ms);
 
 void shim_eventlog_status(struct shim_eventlog *el,
 			  struct shim_eventlog_status *st);

@@ -1,0 +1,1108 @@
+/*
+ * The event log: audit log + durable spool + SIEM sender. See eventlog.h.
+ *
+ * Threads and locking. One mutex guards everything below. Callers of
+ * shim_eventlog_emit() (the daemon loop, the sensor thread) only format
+ * and write(2) into the page cache: the audit line and the spool record.
+ * The flusher thread makes those writes durable in groups (one fdatasync
+ * per file for every event written meanwhile: group commit) and persists
+ * the sequence number through the store ops. The sender thread hands only
+ * durable spool records to the network, and acknowledges them in the spool
+ * once the connection has proved it took them (see siem_tls.h), so an
+ * event is on disk before it leaves and is never lost by a failed link.
+ *
+ * Sequence numbers. The next number is the largest of: the persisted
+ * "event-seq" blob, one past the highest number in the spool, and one
+ * past the highest in the tail of the audit log. After a crash the spool
+ * and audit log (in the page cache, or on disk after a power cut once
+ * synced) are at least as new as the blob, so a number is never reused
+ * for an event anyone could have seen, and none is skipped.
+ */
+#include "eventlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "siem_tls.h"
+#include "spool.h"
+#include "syslog.h"
+#include "util.h"
+
+#define SEQ_BLOB "event-seq"
+#define AUDIT_KEEP 5                  /* audit.jsonl.1 .. .5 */
+#define AUDIT_TAIL_SCAN (64 * 1024)
+#define CHECKPOINT_NS (1000000000LL)
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 60000
+#define CONFIRM_MIN_NS (300 * 1000000LL)
+#define SEND_BATCH 65536
+#define INFLIGHT_MAX 32768
+#define PRIORITY_WAIT_MS 2000
+
+struct inflight {
+	enum shim_spool_lane lane;
+	struct shim_spool_pos next;
+	uint64_t seq;
+	uint64_t wire_end;       /* wire bytes sent once it was written */
+	int64_t written_ns;
+};
+
+struct shim_eventlog {
+	const struct shim_port *port;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_flush;     /* flusher: work to do */
+	pthread_cond_t cv_durable;   /* emitters: a commit finished */
+	pthread_cond_t cv_send;      /* sender: records ready or closing */
+
+	/* identity and formatting */
+	char shim_id[SHIM_SHIM_ID_MAX];
+	char hostname[256];
+	enum shim_siem_format format;
+	struct shim_syslog_opts opts;
+	char fmtbuf[SHIM_SYSLOG_MSG_MAX];
+
+	/* sequence */
+	uint64_t next_seq;
+	uint64_t seq_saved;          /* next_seq value persisted */
+
+	/* audit log */
+	char *audit_path;
+	int audit_fd;
+	uint64_t audit_size;
+	uint64_t audit_max;
+	int audit_dirty;
+	char audit_err[160];
+
+	/* spool and group commit */
+	struct shim_spool *spool;    /* NULL for the noop transport */
+	uint64_t write_gen;          /* bumped by every emit */
+	uint64_t durable_gen;        /* all writes up to it are durable */
+	uint64_t commits;
+	int64_t last_checkpoint_ns;
+	int flush_error;
+
+	/* threads */
+	int closing;
+	int64_t close_deadline_ns;
+	int flusher_started, sender_started;
+	pthread_t flusher, sender;
+
+	/* transport */
+	struct shim_siem_target target;
+	char *host, *server_name, *ca, *client_cert, *client_key;
+	int link_up;
+	char link_error[160];
+	char tls_version[32];
+	char tls_cipher[64];
+	char peer_subject[160];
+	int64_t outage_since_ns;     /* monotonic; 0 while the link is up */
+	double outage_alarm_s;
+	int outage_alarm;
+	uint64_t delivered;
+	uint64_t last_delivered_seq;
+	uint64_t connects;
+	uint64_t emitted;
+};
+
+static int64_t now_mono(const struct shim_eventlog *el)
+{
+	struct timespec ts;
+
+	(void)el;
+	/* The sender measures real time for back-off and confirmation, even
+	 * under a fake port clock. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t now_wall(const struct shim_eventlog *el)
+{
+	if (el->port != NULL && el->port->clock.wall_ns != NULL) {
+		return el->port->clock.wall_ns(el->port->clock.ctx);
+	}
+	return (int64_t)time(NULL) * 1000000000LL;
+}
+
+static int errno_err(int e)
+{
+	switch (e) {
+	case ENOENT:
+		return SHIM_ENOENT;
+	case ENOSPC:
+	case EDQUOT:
+		return SHIM_ENOSPC;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return SHIM_EACCES;
+	case ENOMEM:
+		return SHIM_ENOMEM;
+	default:
+		return SHIM_EIO;
+	}
+}
+
+static char *xstrdup(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static char *path_join(const char *dir, const char *rel)
+{
+	size_t n = strlen(dir) + strlen(rel) + 2;
+	char *p = malloc(n);
+
+	if (p != NULL) {
+		snprintf(p, n, "%s/%s", dir, rel);
+	}
+	return p;
+}
+
+/* ---- sequence number persistence --------------------------------------- */
+
+static uint64_t load_seq_blob(const struct shim_eventlog *el)
+{
+	uint8_t buf[12];
+	size_t len = 0;
+
+	if (el->port == NULL || el->port->store.load == NULL) {
+		return 0;
+	}
+	if (el->port->store.load(el->port->store.ctx, SEQ_BLOB, buf,
+				 sizeof(buf), &len) != 0 ||
+	    len != 12 || shim_crc32(0, buf, 8) != shim_get_u32(buf + 8)) {
+		return 0;
+	}
+	return shim_get_u64(buf);
+}
+
+static int save_seq_blob(const struct shim_eventlog *el, uint64_t next)
+{
+	uint8_t buf[12];
+
+	if (el->port == NULL || el->port->store.save == NULL) {
+		return 0;
+	}
+	shim_put_u64(buf, next);
+	shim_put_u32(buf + 8, shim_crc32(0, buf, 8));
+	return el->port->store.save(el->port->store.ctx, SEQ_BLOB, buf,
+				    sizeof(buf));
+}
+
+/* Highest "seq":N in the last AUDIT_TAIL_SCAN bytes of path, or 0. */
+static uint64_t audit_tail_seq(const char *path)
+{
+	static const char key[] = "\"seq\":";
+	char *buf;
+	struct stat st;
+	uint64_t best = 0;
+	off_t off;
+	ssize_t n;
+	int fd;
+	char *p;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		return 0;
+	}
+	if (fstat(fd, &st) != 0 || st.st_size == 0) {
+		close(fd);
+		return 0;
+	}
+	off = st.st_size > AUDIT_TAIL_SCAN ? st.st_size - AUDIT_TAIL_SCAN : 0;
+	buf = malloc(AUDIT_TAIL_SCAN + 1);
+	if (buf == NULL) {
+		close(fd);
+		return 0;
+	}
+	n = pread(fd, buf, AUDIT_TAIL_SCAN, off);
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		return 0;
+	}
+	buf[n] = '\0';
+	for (p = buf; (p = memmem(p, (size_t)(buf + n - p), key,
+				  sizeof(key) - 1)) != NULL;) {
+		uint64_t v = 0;
+
+		p += sizeof(key) - 1;
+		while (*p >= '0' && *p <= '9' && v < UINT64_MAX / 10) {
+			v = v * 10 + (uint64_t)(*p - '0');
+			p++;
+		}
+		if (v > best) {
+			best = v;
+		}
+	}
+	free(buf);
+	return best;
+}
+
+/* ---- audit log --------------------------------------------------------- */
+
+static int audit_open(struct shim_eventlog *el)
+{
+	struct stat st;
+
+	el->audit_fd = open(el->audit_path,
+			    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (el->audit_fd < 0) {
+		return errno_err(errno);
+	}
+	if (fstat(el->audit_fd, &st) == 0) {
+		el->audit_size = (uint64_t)st.st_size;
+	}
+	return 0;
+}
+
+static void fsync_parent(const char *path)
+{
+	char *dir = strdup(path);
+	char *slash;
+	int fd;
+
+	if (dir == NULL) {
+		return;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == dir) {
+		slash[1] = '\0';
+	} else if (slash != NULL) {
+		*slash = '\0';
+	} else {
+		strcpy(dir, ".");
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+/* audit.jsonl -> .1 -> .2 ... ; the oldest falls off. */
+static int audit_rotate(struct shim_eventlog *el)
+{
+	size_t n = strlen(el->audit_path) + 8;
+	char *from = malloc(n), *to = malloc(n);
+	int i, rc = 0;
+
+	if (from == NULL || to == NULL) {
+		rc = SHIM_ENOMEM;
+		goto out;
+	}
+	fdatasync(el->audit_fd);
+	close(el->audit_fd);
+	el->audit_fd = -1;
+	for (i = AUDIT_KEEP - 1; i >= 1; i--) {
+		snprintf(from, n, "%s.%d", el->audit_path, i);
+		snprintf(to, n, "%s.%d", el->audit_path, i + 1);
+		rename(from, to);
+	}
+	snprintf(to, n, "%s.1", el->audit_path);
+	if (rename(el->audit_path, to) != 0) {
+		rc = errno_err(errno);
+	}
+	el->audit_size = 0;
+	if (audit_open(el) != 0 && rc == 0) {
+		rc = SHIM_EIO;
+	}
+	fsync_parent(el->audit_path);
+out:
+	free(from);
+	free(to);
+	return rc;
+}
+
+static int audit_write(struct shim_eventlog *el, const char *line, size_t len)
+{
+	const char *p = line;
+	size_t left = len;
+	int rc;
+
+	if (el->audit_fd < 0) {
+		rc = audit_open(el);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	if (el->audit_max > 0 && el->audit_size > 0 &&
+	    el->audit_size + len > el->audit_max) {
+		rc = audit_rotate(el);
+		if (rc != 0 && el->audit_fd < 0) {
+			return rc;
+		}
+	}
+	while (left > 0) {
+		ssize_t n = write(el->audit_fd, p, left);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return errno_err(errno);
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	el->audit_size += len;
+	el->audit_dirty = 1;
+	return 0;
+}
+
+/* ---- emitting ---------------------------------------------------------- */
+
+static enum shim_spool_lane lane_of(const struct shim_event *ev)
+{
+	if (ev->priority) {
+		return SHIM_LANE_PRIORITY;
+	}
+	if (strncmp(ev->name, "heartbeat", SHIM_EVENT_NAME_MAX) == 0) {
+		return SHIM_LANE_HEARTBEAT;
+	}
+	return SHIM_LANE_NORMAL;
+}
+
+static int wait_durable(struct shim_eventlog *el, uint64_t gen, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (el->durable_gen < gen && el->flusher_started) {
+		if (pthread_cond_timedwait(&el->cv_durable, &el->mu, &ts) ==
+		    ETIMEDOUT) {
+			return SHIM_ETIMEDOUT;
+		}
+	}
+	return el->flush_error;
+}
+
+int shim_eventlog_emit(struct shim_eventlog *el, struct shim_event *ev)
+{
+	size_t len;
+	uint64_t gen;
+	int rc = 0, rc2;
+
+	if (el == NULL || ev == NULL) {
+		return SHIM_EINVAL;
+	}
+	pthread_mutex_lock(&el->mu);
+	memcpy(ev->shim_id, el->shim_id, sizeof(ev->shim_id));
+	ev->seq = el->next_seq++;
+	el->emitted++;
+	if (ev->sign) {
+		/* Without an identity key the event goes out unsigned; a
+		 * verifier then reports it as such. */
+		rc = shim_event_sign(ev, &el->port->crypto);
+		if (rc == SHIM_ENOTSUP) {
+			rc = 0;
+		}
+	}
+	rc2 = shim_syslog_json(ev, el->fmtbuf, sizeof(el->fmtbuf), &len);
+	if (rc2 == 0) {
+		rc2 = audit_write(el, el->fmtbuf, len);
+	}
+	if (rc2 != 0) {
+		snprintf(el->audit_err, sizeof(el->audit_err), "audit log %s: %s",
+			 el->audit_path, shim_strerror(rc2));
+		if (rc == 0) {
+			rc = rc2;
+		}
+	}
+	if (el->spool != NULL) {
+		if (el->format == SHIM_SIEM_CEF) {
+			rc2 = shim_syslog_cef(ev, &el->opts, el->fmtbuf,
+					      sizeof(el->fmtbuf), &len);
+		} else {
+			rc2 = shim_syslog_rfc5424(ev, &el->opts, el->fmtbuf,
+						  sizeof(el->fmtbuf), &len);
+		}
+		if (rc2 == 0) {
+			rc2 = shim_spool_append(el->spool, lane_of(ev), ev->seq,
+						(const uint8_t *)el->fmtbuf,
+						len);
+		}
+		/* A heartbeat dropped from a full spool is counted, not an
+		 * error: the audit log has it. */
+		if (rc2 == SHIM_ENOSPC && lane_of(ev) == SHIM_LANE_HEARTBEAT) {
+			rc2 = 0;
+		}
+		if (rc2 != 0 && rc == 0) {
+			rc = rc2;
+		}
+	}
+	gen = ++el->write_gen;
+	pthread_cond_signal(&el->cv_flush);
+	if (ev->priority) {
+		/* Alerts are on disk before the caller goes on. */
+		rc2 = wait_durable(el, gen, PRIORITY_WAIT_MS);
+		if (rc2 != 0 && rc == 0) {
+			rc = rc2;
+		}
+	}
+	pthread_mutex_unlock(&el->mu);
+	return rc;
+}
+
+int shim_eventlog_flush(struct shim_eventlog *el, int timeout_ms)
+{
+	int rc;
+
+	if (el == NULL) {
+		return SHIM_EINVAL;
+	}
+	pthread_mutex_lock(&el->mu);
+	pthread_cond_signal(&el->cv_flush);
+	rc = wait_durable(el, el->write_gen, timeout_ms);
+	pthread_mutex_unlock(&el->mu);
+	return rc;
+}
+
+/* ---- flusher: group commit --------------------------------------------- */
+
+static void *flusher_main(void *arg)
+{
+	struct shim_eventlog *el = arg;
+	struct shim_spool_sync_ticket t;
+	struct timespec ts;
+	uint64_t target, seq;
+	int audit_fd, ok, i;
+
+	pthread_mutex_lock(&el->mu);
+	for (;;) {
+		while (el->durable_gen == el->write_gen &&
+		       (!el->closing || el->sender_started)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&el->cv_flush, &el->mu, &ts);
+			if (el->spool != NULL &&
+			    now_mono(el) - el->last_checkpoint_ns >
+				    CHECKPOINT_NS) {
+				break;
+			}
+		}
+		if (el->closing && el->durable_gen == el->write_gen &&
+		    el->sender_started == 0) {
+			break;
+		}
+		target = el->write_gen;
+		seq = el->next_seq;
+		audit_fd = -1;
+		if (el->audit_dirty && el->audit_fd >= 0) {
+			audit_fd = fcntl(el->audit_fd, F_DUPFD_CLOEXEC, 0);
+			el->audit_dirty = 0;
+		}
+		if (el->spool != NULL) {
+			shim_spool_sync_begin(el->spool, &t);
+		} else {
+			for (i = 0; i < SHIM_SPOOL_LANES; i++) {
+				t.fd[i] = -1;
+			}
+		}
+		pthread_mutex_unlock(&el->mu);
+
+		ok = 1;
+		for (i = 0; i < SHIM_SPOOL_LANES; i++) {
+			if (t.fd[i] >= 0) {
+				if (fdatasync(t.fd[i]) != 0) {
+					ok = 0;
+				}
+				close(t.fd[i]);
+			}
+		}
+		if (audit_fd >= 0) {
+			if (fdatasync(audit_fd) != 0) {
+				ok = 0;
+			}
+			close(audit_fd);
+		}
+		if (seq != el->seq_saved) {
+			if (save_seq_blob(el, seq) == 0) {
+				el->seq_saved = seq;
+			} else {
+				ok = 0;
+			}
+		}
+
+		pthread_mutex_lock(&el->mu);
+		if (el->spool != NULL) {
+			shim_spool_sync_done(el->spool, &t, ok);
+			if (now_mono(el) - el->last_checkpoint_ns >
+			    CHECKPOINT_NS) {
+				shim_spool_checkpoint(el->spool);
+				el->last_checkpoint_ns = now_mono(el);
+			}
+		}
+		el->flush_error = ok ? 0 : SHIM_EIO;
+		if (target > el->durable_gen) {
+			el->durable_gen = target;
+		}
+		el->commits++;
+		pthread_cond_broadcast(&el->cv_durable);
+		pthread_cond_signal(&el->cv_send);
+		if (el->closing && el->sender_started == 0 &&
+		    el->durable_gen == el->write_gen) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&el->mu);
+	return NULL;
+}
+
+/* ---- sender ------------------------------------------------------------ */
+
+static void set_link_error(struct shim_eventlog *el, const char *msg)
+{
+	pthread_mutex_lock(&el->mu);
+	snprintf(el->link_error, sizeof(el->link_error), "%s", msg);
+	pthread_mutex_unlock(&el->mu);
+}
+
+/* Sleeps on cv_send until deadline (monotonic ns) or closing. Lock held. */
+static void sender_wait(struct shim_eventlog *el, int64_t ns)
+{
+	struct timespec ts;
+
+	if (ns <= 0) {
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000LL);
+	ts.tv_nsec += (long)(ns % 1000000000LL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&el->cv_send, &el->mu, &ts);
+}
+
+/* 1 when the sender should stop: closing and nothing more can be done. */
+static int sender_done(struct shim_eventlog *el, size_t inflight)
+{
+	struct shim_spool_status st;
+
+	if (!el->closing) {
+		return 0;
+	}
+	if (now_mono(el) >= el->close_deadline_ns) {
+		return 1;
+	}
+	shim_spool_status(el->spool, &st);
+	return st.records == 0 && inflight == 0;
+}
+
+static void emit_link_event(struct shim_eventlog *el, const char *name,
+			    enum shim_severity sev, int64_t outage_ns,
+			    const char *error)
+{
+	struct shim_event ev;
+	char since[32];
+	struct shim_eventlog_status st;
+
+	if (shim_event_init(&ev, name, sev, now_wall(el)) != 0) {
+		return;
+	}
+	shim_syslog_time(now_wall(el) - outage_ns, since, sizeof(since));
+	shim_event_add(&ev, "down_since", since);
+	shim_event_add_i64(&ev, "outage_seconds", outage_ns / 1000000000LL);
+	shim_eventlog_status(el, &st);
+	shim_event_add_u64(&ev, "spool_depth", st.spool_depth);
+	shim_event_add_u64(&ev, "dropped_heartbeats", st.dropped_heartbeats);
+	if (error != NULL && error[0] != '\0') {
+		shim_event_add(&ev, "error", error);
+	}
+	shim_eventlog_emit(el, &ev);
+}
+
+/* Raises the outage alarm once the link has been down long enough. */
+static void check_outage(struct shim_eventlog *el)
+{
+	int64_t since, now = now_mono(el);
+	char err[160];
+	int raise = 0;
+
+	pthread_mutex_lock(&el->mu);
+	since = el->outage_since_ns;
+	if (since != 0 && !el->outage_alarm && el->outage_alarm_s > 0 &&
+	    (double)(now - since) / 1e9 >= el->outage_alarm_s) {
+		el->outage_alarm = 1;
+		raise = 1;
+		snprintf(err, sizeof(err), "%s", el->link_error);
+	}
+	pthread_mutex_unlock(&el->mu);
+	if (raise) {
+		/* The audit log has it at once (the local alarm); the SIEM
+		 * gets it from the spool when the link is back. */
+		emit_link_event(el, "siem_outage", SHIM_SEV_WARNING,
+				now - since, err);
+	}
+}
+
+static void *sender_main(void *arg)
+{
+	struct shim_eventlog *el = arg;
+	struct shim_siem_conn *conn = NULL;
+	struct inflight *fl;
+	size_t fl_head = 0, fl_count = 0;
+	uint8_t *batch, *rbuf;
+	int64_t next_attempt = 0, confirm_ns = CONFIRM_MIN_NS;
+	unsigned fails = 0;
+	char err[160];
+
+	fl = calloc(INFLIGHT_MAX, sizeof(*fl));
+	batch = malloc(SEND_BATCH + SHIM_SPOOL_REC_MAX + 16);
+	rbuf = malloc(SHIM_SPOOL_REC_MAX);
+	if (fl == NULL || batch == NULL || rbuf == NULL) {
+		set_link_error(el, "sender: out of memory");
+		goto out;
+	}
+	for (;;) {
+		int64_t now;
+
+		pthread_mutex_lock(&el->mu);
+		if (sender_done(el, fl_count)) {
+			pthread_mutex_unlock(&el->mu);
+			break;
+		}
+		pthread_mutex_unlock(&el->mu);
+		check_outage(el);
+
+		if (conn == NULL) {
+			int64_t outage = 0;
+			int was_alarm;
+			uint8_t r[2];
+			uint32_t backoff;
+			unsigned k;
+			int rc;
+
+			now = now_mono(el);
+			if (now < next_attempt) {
+				pthread_mutex_lock(&el->mu);
+				if (!el->closing) {
+					sender_wait(el, next_attempt - now);
+				} else {
+					sender_wait(el, 50000000LL);
+				}
+				pthread_mutex_unlock(&el->mu);
+				continue;
+			}
+			rc = shim_siem_connect(&conn, &el->target, err,
+					       sizeof(err));
+			if (rc != 0) {
+				fails++;
+				backoff = BACKOFF_MIN_MS;
+				for (k = 1; k < fails && backoff < BACKOFF_MAX_MS;
+				     k++) {
+					backoff *= 2;
+				}
+				if (backoff > BACKOFF_MAX_MS) {
+					backoff = BACKOFF_MAX_MS;
+				}
+				/* Full jitter in the upper half: spreads a
+				 * fleet's reconnects after a SIEM outage. */
+				r[0] = r[1] = 0;
+				if (el->port != NULL && el->port->rng.fill != NULL) {
+					el->port->rng.fill(el->port->rng.ctx, r, 2);
+				}
+				next_attempt = now_mono(el) +
+					(int64_t)(backoff / 2 +
+						  (uint32_t)((backoff / 2) *
+						  (uint32_t)(r[0] << 8 | r[1]) / 65535u)) *
+						1000000LL;
+				set_link_error(el, err);
+				continue;
+			}
+			fails = 0;
+			confirm_ns = 2 * shim_siem_handshake_ns(conn);
+			if (confirm_ns < CONFIRM_MIN_NS) {
+				confirm_ns = CONFIRM_MIN_NS;
+			}
+			pthread_mutex_lock(&el->mu);
+			el->link_up = 1;
+			el->connects++;
+			el->link_error[0] = '\0';
+			shim_siem_info(conn, el->tls_version,
+				       sizeof(el->tls_version), el->tls_cipher,
+				       sizeof(el->tls_cipher), el->peer_subject,
+				       sizeof(el->peer_subject));
+			was_alarm = el->outage_alarm;
+			if (el->outage_since_ns != 0) {
+				outage = now_mono(el) - el->outage_since_ns;
+			}
+			el->outage_since_ns = 0;
+			el->outage_alarm = 0;
+			pthread_mutex_unlock(&el->mu);
+			if (was_alarm) {
+				emit_link_event(el, "siem_restored",
+						SHIM_SEV_NOTICE, outage, NULL);
+			}
+			continue;
+		}
+
+		/* Connected: fill a batch with durable records. */
+		{
+			size_t blen = 0;
+			size_t first = fl_count;
+			int rc = 0;
+
+			pthread_mutex_lock(&el->mu);
+			while (blen < SEND_BATCH && fl_count < INFLIGHT_MAX) {
+				struct shim_spool_rec rec;
+				int hl;
+
+				rc = shim_spool_next(el->spool, rbuf,
+						     SHIM_SPOOL_REC_MAX, &rec);
+				if (rc == SHIM_ECORRUPT) {
+					continue;
+				}
+				if (rc <= 0) {
+					break;
+				}
+				hl = shim_syslog_frame_header(
+					rec.len, (char *)batch + blen, 16);
+				if (hl < 0) {
+					break;
+				}
+				blen += (size_t)hl;
+				memcpy(batch + blen, rec.data, rec.len);
+				blen += rec.len;
+				{
+					struct inflight *f =
+						&fl[(fl_head + fl_count) %
+						    INFLIGHT_MAX];
+
+					f->lane = rec.lane;
+					f->next = rec.next;
+					f->seq = rec.seq;
+					f->wire_end = 0;
+					f->written_ns = 0;
+				}
+				fl_count++;
+			}
+			pthread_mutex_unlock(&el->mu);
+
+			if (blen > 0) {
+				rc = shim_siem_write(conn, batch, blen, err,
+						     sizeof(err));
+				if (rc == 0) {
+					size_t k;
+					uint64_t w = shim_siem_wire_sent(conn);
+
+					now = now_mono(el);
+					for (k = first; k < fl_count; k++) {
+						struct inflight *f =
+							&fl[(fl_head + k) %
+							    INFLIGHT_MAX];
+
+						f->wire_end = w;
+						f->written_ns = now;
+					}
+				}
+			}
+			if (rc == 0) {
+				/* Wait a little when idle; look for EOF. */
+				rc = shim_siem_check(conn,
+						     blen > 0 ? 0 :
+						     (fl_count > 0 ? 20 : 0),
+						     err, sizeof(err));
+			}
+			if (rc != 0) {
+				/* Not delivered: everything unconfirmed goes
+				 * out again on the next connection. */
+				shim_siem_close(conn);
+				conn = NULL;
+				fl_count = 0;
+				pthread_mutex_lock(&el->mu);
+				shim_spool_rewind(el->spool);
+				el->link_up = 0;
+				el->outage_since_ns = now_mono(el);
+				snprintf(el->link_error, sizeof(el->link_error),
+					 "%s", err);
+				pthread_mutex_unlock(&el->mu);
+				next_attempt = now_mono(el) + BACKOFF_MIN_MS *
+					1000000LL;
+				continue;
+			}
+
+			/* Confirm what the peer has taken and kept. */
+			if (fl_count > 0) {
+				uint64_t acked = shim_siem_wire_acked(conn);
+
+				now = now_mono(el);
+				pthread_mutex_lock(&el->mu);
+				while (fl_count > 0) {
+					struct inflight *f = &fl[fl_head];
+
+					if (f->written_ns == 0 ||
+					    f->wire_end > acked ||
+					    now - f->written_ns < confirm_ns) {
+						break;
+					}
+					shim_spool_ack(el->spool, f->lane,
+						       f->next);
+					el->delivered++;
+					el->last_delivered_seq = f->seq;
+					fl_head = (fl_head + 1) % INFLIGHT_MAX;
+					fl_count--;
+				}
+				pthread_mutex_unlock(&el->mu);
+			}
+			if (blen == 0) {
+				pthread_mutex_lock(&el->mu);
+				if (fl_count == 0) {
+					sender_wait(el, el->closing ?
+							10000000LL :
+							200000000LL);
+				}
+				pthread_mutex_unlock(&el->mu);
+			}
+		}
+	}
+out:
+	if (conn != NULL) {
+		shim_siem_close(conn);
+	}
+	pthread_mutex_lock(&el->mu);
+	if (fl_count > 0 && el->spool != NULL) {
+		shim_spool_rewind(el->spool);
+	}
+	el->link_up = 0;
+	el->sender_started = 0;
+	pthread_cond_signal(&el->cv_flush);
+	pthread_mutex_unlock(&el->mu);
+	free(fl);
+	free(batch);
+	free(rbuf);
+	return NULL;
+}
+
+/* ---- open / status / close --------------------------------------------- */
+
+int shim_eventlog_open(struct shim_eventlog **out,
+		       const struct shim_config *cfg,
+		       const struct shim_port *port)
+{
+	struct shim_eventlog *el;
+	struct shim_spool_status sst;
+	char *spool_dir = NULL, rotated[4096];
+	uint64_t seq;
+	int rc;
+
+	*out = NULL;
+	if (cfg == NULL || cfg->storage_root == NULL) {
+		return SHIM_EINVAL;
+	}
+	el = calloc(1, sizeof(*el));
+	if (el == NULL) {
+		return SHIM_ENOMEM;
+	}
+	el->port = port;
+	el->audit_fd = -1;
+	pthread_mutex_init(&el->mu, NULL);
+	pthread_cond_init(&el->cv_flush, NULL);
+	pthread_cond_init(&el->cv_durable, NULL);
+	pthread_cond_init(&el->cv_send, NULL);
+	snprintf(el->shim_id, sizeof(el->shim_id), "%s",
+		 cfg->shim_id != NULL ? cfg->shim_id : "");
+	if (gethostname(el->hostname, sizeof(el->hostname) - 1) != 0) {
+		el->hostname[0] = '\0';
+	}
+	el->format = cfg->siem_format;
+	el->opts.hostname = el->hostname;
+	el->opts.app_name = "shimd";
+	el->opts.procid = (uint32_t)getpid();
+	el->opts.enterprise_number = cfg->siem_enterprise_number;
+	el->opts.facility = -1;
+	el->opts.product_version = SHIM_VERSION;
+	el->outage_alarm_s = cfg->siem_outage_alarm_seconds;
+	el->audit_max = cfg->audit_log_max_bytes;
+
+	el->audit_path = cfg->audit_log != NULL ?
+				 strdup(cfg->audit_log) :
+				 path_join(cfg->storage_root, "audit.jsonl");
+	if (el->audit_path == NULL) {
+		rc = SHIM_ENOMEM;
+		goto fail;
+	}
+	rc = audit_open(el);
+	if (rc != 0) {
+		goto fail;
+	}
+
+	if (cfg->siem_transport != SHIM_SIEM_NOOP) {
+		char err[160];
+
+		el->host = xstrdup(cfg->siem_host);
+		el->server_name = xstrdup(cfg->siem_server_name);
+		el->ca = xstrdup(cfg->siem_ca);
+		el->client_cert = xstrdup(cfg->siem_client_cert);
+		el->client_key = xstrdup(cfg->siem_client_key);
+		rc = shim_siem_target_from_config(&el->target, cfg, err,
+						  sizeof(err));
+		el->target.host = el->host;
+		el->target.server_name = el->server_name != NULL &&
+						 el->server_name[0] != '\0' ?
+					 el->server_name : el->host;
+		el->target.ca = el->ca;
+		el->target.client_cert = el->client_cert;
+		el->target.client_key = el->client_key;
+		if (rc != 0) {
+			/* Events are still spooled; the link stays down with
+			 * the reason in status. */
+			snprintf(el->link_error, sizeof(el->link_error), "%s",
+				 err);
+		}
+		spool_dir = path_join(cfg->storage_root, "spool");
+		if (spool_dir == NULL) {
+			rc = SHIM_ENOMEM;
+			goto fail;
+		}
+		rc = shim_spool_open(&el->spool, spool_dir,
+				     cfg->siem_spool_max_bytes);
+		free(spool_dir);
+		if (rc != 0) {
+			goto fail;
+		}
+	}
+
+	/* The sequence continues after the newest number anywhere. */
+	seq = load_seq_blob(el);
+	if (el->spool != NULL) {
+		shim_spool_status(el->spool, &sst);
+		if (sst.max_seq + 1 > seq) {
+			seq = sst.max_seq + 1;
+		}
+	}
+	if (audit_tail_seq(el->audit_path) + 1 > seq) {
+		seq = audit_tail_seq(el->audit_path) + 1;
+	}
+	snprintf(rotated, sizeof(rotated), "%s.1", el->audit_path);
+	if (audit_tail_seq(rotated) + 1 > seq) {
+		seq = audit_tail_seq(rotated) + 1;
+	}
+	el->next_seq = seq > 0 ? seq : 1;
+	el->seq_saved = load_seq_blob(el);
+	el->last_checkpoint_ns = now_mono(el);
+	el->outage_since_ns = now_mono(el);
+
+	if (pthread_create(&el->flusher, NULL, flusher_main, el) != 0) {
+		rc = SHIM_ENOMEM;
+		goto fail;
+	}
+	el->flusher_started = 1;
+	if (el->spool != NULL && el->link_error[0] == '\0') {
+		el->sender_started = 1;
+		if (pthread_create(&el->sender, NULL, sender_main, el) != 0) {
+			el->sender_started = 0;
+			snprintf(el->link_error, sizeof(el->link_error),
+				 "cannot start the sender thread");
+		}
+	}
+	*out = el;
+	return 0;
+fail:
+	shim_eventlog_close(el, 0);
+	return rc;
+}
+
+void shim_eventlog_status(struct shim_eventlog *el,
+			  struct shim_eventlog_status *st)
+{
+	struct shim_spool_status sst;
+
+	memset(st, 0, sizeof(*st));
+	if (el == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&el->mu);
+	st->next_seq = el->next_seq;
+	if (el->spool != NULL) {
+		shim_spool_status(el->spool, &sst);
+		st->spool_depth = sst.records;
+		st->dropped_heartbeats = sst.dropped_heartbeats;
+		st->spool_bytes = sst.bytes;
+		st->spool_priority = sst.lane_records[SHIM_LANE_PRIORITY];
+		st->spool_over_limit = sst.over_limit;
+	}
+	st->link_up = el->link_up;
+	snprintf(st->link_error, sizeof(st->link_error), "%s",
+		 el->link_error[0] != '\0' ? el->link_error : el->audit_err);
+	st->transport_enabled = el->spool != NULL;
+	st->outage_alarm = el->outage_alarm;
+	st->link_down_seconds = el->outage_since_ns != 0 && el->spool != NULL ?
+		(uint64_t)((now_mono(el) - el->outage_since_ns) / 1000000000LL) : 0;
+	st->delivered = el->delivered;
+	st->last_delivered_seq = el->last_delivered_seq;
+	st->connects = el->connects;
+	snprintf(st->tls_version, sizeof(st->tls_version), "%s",
+		 el->tls_version);
+	snprintf(st->tls_cipher, sizeof(st->tls_cipher), "%s", el->tls_cipher);
+	snprintf(st->peer_subject, sizeof(st->peer_subject), "%s",
+		 el->peer_subject);
+	pthread_mutex_unlock(&el->mu);
+}
+
+void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms)
+{
+	int sender, flusher;
+
+	if (el == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&el->mu);
+	el->closing = 1;
+	el->close_deadline_ns = now_mono(el) +
+				(int64_t)(timeout_ms > 0 ? timeout_ms : 0) *
+					1000000LL;
+	sender = el->sender_started;
+	flusher = el->flusher_started;
+	pthread_cond_broadcast(&el->cv_send);
+	pthread_cond_broadcast(&el->cv_flush);
+	pthread_mutex_unlock(&el->mu);
+	if (sender) {
+		pthread_join(el->sender, NULL);
+	}
+	if (flusher) {
+		pthread_mutex_lock(&el->mu);
+		pthread_cond_broadcast(&el->cv_flush);
+		pthread_mutex_unlock(&el->mu);
+		pthread_join(el->flusher, NULL);
+		el->flusher_started = 0;
+	}
+	if (el->spool != NULL) {
+		shim_spool_close(el->spool);
+	}
+	if (el->audit_fd >= 0) {
+		fdatasync(el->audit_fd);
+		close(el->audit_fd);
+	}
+	if (el->seq_saved != el->next_seq) {
+		save_seq_blob(el, el->next_seq);
+	}
+	free(el->audit_path);
+	free(el->host);
+	free(el->server_name);
+	free(el->ca);
+	free(el->client_cert);
+	free(el->client_key);
+	pthread_cond_destroy(&el->cv_send);
+	pthread_cond_destroy(&el->cv_durable);
+	pthread_cond_destroy(&el->cv_flush);
+	pthread_mutex_destroy(&el->mu);
+	free(el);
+}
