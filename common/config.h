@@ -131,6 +131,7 @@ struct shim_config_diag {
 	FILE *out;      /* where messages go, or NULL to only count */
 	unsigned errors;
 	unsigned warnings;
+	int no_warnings;  /* count warnings but do not print them */
 };
 
 /* Sets every default. */
