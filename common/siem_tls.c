@@ -392,9 +392,8 @@ static int tls_handshake(struct shim_siem_conn *c,
 			}
 		}
 		seterr(err, errcap,
-		       "TLS handshake with %s port %u: server certificate "
-		       "rejected (server name %s, CA %s): %s",
-		       t->host, (unsigned)t->port, t->server_name, t->ca, info);
+		       "TLS: server certificate rejected for name %s: %s",
+		       t->server_name, info);
 		return SHIM_EACCES;
 	}
 	if (rc == MBEDTLS_ERR_SSL_TIMEOUT || rc == MBEDTLS_ERR_SSL_WANT_READ ||
@@ -517,6 +516,12 @@ int shim_siem_write(struct shim_siem_conn *c, const uint8_t *buf,
 	return 0;
 }
 
+/* A receiver that refuses our client certificate (gtls checks it after
+ * the handshake) just closes or resets: say so. */
+static const char dropped_msg[] =
+	"the server closed the connection (right after connecting: it "
+	"refused this client's certificate or name)";
+
 int shim_siem_check(struct shim_siem_conn *c, int wait_ms, char *err,
 		    size_t errcap)
 {
@@ -535,7 +540,7 @@ int shim_siem_check(struct shim_siem_conn *c, int wait_ms, char *err,
 		return 0;
 	}
 	if (pfd.revents & (POLLERR | POLLNVAL)) {
-		seterr(err, errcap, "the server reset the connection");
+		seterr(err, errcap, "%s", dropped_msg);
 		c->closed = 1;
 		return SHIM_EDISCONN;
 	}
@@ -566,7 +571,7 @@ int shim_siem_check(struct shim_siem_conn *c, int wait_ms, char *err,
 		break;
 	}
 	if (rc == MBEDTLS_ERR_NET_CONN_RESET) {
-		seterr(err, errcap, "the server reset the connection");
+		seterr(err, errcap, "%s", dropped_msg);
 	} else if (rc < 0 && c->tls && rc != MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY &&
 		   rc != MBEDTLS_ERR_SSL_CONN_EOF) {
 		char msg[160];
@@ -574,10 +579,7 @@ int shim_siem_check(struct shim_siem_conn *c, int wait_ms, char *err,
 		tls_errstr(rc, msg, sizeof(msg));
 		seterr(err, errcap, "the server ended the session: %s", msg);
 	} else {
-		seterr(err, errcap,
-		       "the server closed the connection (if this happens right "
-		       "after connecting, it did not accept this client's "
-		       "certificate)");
+		seterr(err, errcap, "%s", dropped_msg);
 	}
 	c->closed = 1;
 	return SHIM_EDISCONN;

@@ -18,6 +18,7 @@ static const struct {
 	{ "enrol", cmd_enrol_main,
 	  "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-]" },
 	{ "totp", cmd_totp_main, "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]" },
+	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
 };
 
 static void usage(FILE *f)
