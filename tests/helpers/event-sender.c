@@ -74,6 +74,7 @@ int main(int argc, char **argv)
 	int sev = SHIM_SEV_INFO, sign = 0, hold = 0, nfields = 0, rc, status = 0;
 	uint64_t first = 0, last = 0;
 	char *sdir = NULL;
+	int64_t t0, t_emit, t_flush, t_drain;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -146,6 +147,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "event-sender: open: %s\n", shim_strerror(rc));
 		return 1;
 	}
+	t0 = shim_linux_mono_ns();
 	for (i = 0; i < count && !stop; i++) {
 		struct shim_event ev;
 		int k;
@@ -186,7 +188,9 @@ int main(int argc, char **argv)
 			sleep_ms(1000 / rate > 0 ? 1000 / rate : 1);
 		}
 	}
+	t_emit = shim_linux_mono_ns();
 	rc = shim_eventlog_flush(el, 10000);
+	t_flush = shim_linux_mono_ns();
 	if (rc != 0) {
 		fprintf(stderr, "event-sender: flush: %s\n", shim_strerror(rc));
 		status = 1;
@@ -216,6 +220,10 @@ int main(int argc, char **argv)
 			status = status ? status : 3;
 		}
 	}
+	t_drain = shim_linux_mono_ns();
+	printf("timing emit_ms=%.1f durable_ms=%.1f drained_ms=%.1f\n",
+	       (double)(t_emit - t0) / 1e6, (double)(t_flush - t0) / 1e6,
+	       (double)(t_drain - t0) / 1e6);
 	print_status(el);
 	shim_eventlog_close(el, (int)close_timeout);
 	shim_linux_port_fini(&lp);
