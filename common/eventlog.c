@@ -110,6 +110,9 @@ struct shim_eventlog {
 	uint64_t last_delivered_seq;
 	uint64_t connects;
 	uint64_t emitted;
+
+	shim_eventlog_log_fn log_fn;
+	void *log_ctx;
 };
 
 static int64_t now_mono(const struct shim_eventlog *el)
@@ -359,6 +362,47 @@ static int audit_write(struct shim_eventlog *el, const char *line, size_t len)
 	return 0;
 }
 
+/* ---- operator log ------------------------------------------------------- */
+
+static void log_default(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "shim: %s: %s\n", level <= SHIM_SEV_WARNING ?
+		"warning" : "info", msg);
+}
+
+void shim_eventlog_set_logger(struct shim_eventlog *el,
+			      shim_eventlog_log_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&el->mu);
+	el->log_fn = fn;
+	el->log_ctx = ctx;
+	pthread_mutex_unlock(&el->mu);
+}
+
+/* Logs a transport message (lock not held). */
+static void oplog(struct shim_eventlog *el, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void oplog(struct shim_eventlog *el, int level, const char *fmt, ...)
+{
+	shim_eventlog_log_fn fn;
+	void *ctx;
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&el->mu);
+	fn = el->log_fn;
+	ctx = el->log_ctx;
+	pthread_mutex_unlock(&el->mu);
+	if (fn != NULL) {
+		fn(ctx, level, msg);
+	}
+}
+
 /* ---- emitting ---------------------------------------------------------- */
 
 static enum shim_spool_lane lane_of(const struct shim_event *ev)
@@ -566,11 +610,20 @@ static void *flusher_main(void *arg)
 
 /* ---- sender ------------------------------------------------------------ */
 
+/* Records the reason in status; logs it when it changes. */
 static void set_link_error(struct shim_eventlog *el, const char *msg)
 {
+	int changed;
+
 	pthread_mutex_lock(&el->mu);
+	changed = strncmp(el->link_error, msg, sizeof(el->link_error) - 1) != 0;
 	snprintf(el->link_error, sizeof(el->link_error), "%s", msg);
 	pthread_mutex_unlock(&el->mu);
+	if (changed) {
+		oplog(el, SHIM_SEV_WARNING, "SIEM %s port %u not reachable, "
+		      "events kept in the spool: %s", el->target.host,
+		      (unsigned)el->target.port, msg);
+	}
 }
 
 /* Sleeps on cv_send until deadline (monotonic ns) or closing. Lock held. */
@@ -646,6 +699,9 @@ static void check_outage(struct shim_eventlog *el)
 	}
 	pthread_mutex_unlock(&el->mu);
 	if (raise) {
+		oplog(el, SHIM_SEV_WARNING,
+		      "SIEM unreachable for %.0f s (alarm after %.0f s): %s",
+		      (double)(now - since) / 1e9, el->outage_alarm_s, err);
 		/* The audit log has it at once (the local alarm); the SIEM
 		 * gets it from the spool when the link is back. */
 		emit_link_event(el, "siem_outage", SHIM_SEV_WARNING,
@@ -684,7 +740,7 @@ static void *sender_main(void *arg)
 
 		if (conn == NULL) {
 			int64_t outage = 0;
-			int was_alarm;
+			int was_alarm, oplog_connected = 0;
 			uint8_t r[2];
 			uint32_t backoff;
 			unsigned k;
@@ -740,6 +796,7 @@ static void *sender_main(void *arg)
 				       sizeof(el->tls_version), el->tls_cipher,
 				       sizeof(el->tls_cipher), el->peer_subject,
 				       sizeof(el->peer_subject));
+			oplog_connected = 1;
 			was_alarm = el->outage_alarm;
 			if (el->outage_since_ns != 0) {
 				outage = now_mono(el) - el->outage_since_ns;
@@ -747,6 +804,16 @@ static void *sender_main(void *arg)
 			el->outage_since_ns = 0;
 			el->outage_alarm = 0;
 			pthread_mutex_unlock(&el->mu);
+			if (oplog_connected) {
+				char v[32], c[64], pr[160];
+
+				shim_siem_info(conn, v, sizeof(v), c, sizeof(c),
+					       pr, sizeof(pr));
+				oplog(el, SHIM_SEV_INFO,
+				      "SIEM %s port %u connected (%s %s, "
+				      "server %s)", el->target.host,
+				      (unsigned)el->target.port, v, c, pr);
+			}
 			if (was_alarm) {
 				emit_link_event(el, "siem_restored",
 						SHIM_SEV_NOTICE, outage, NULL);
@@ -831,9 +898,8 @@ static void *sender_main(void *arg)
 				shim_spool_rewind(el->spool);
 				el->link_up = 0;
 				el->outage_since_ns = now_mono(el);
-				snprintf(el->link_error, sizeof(el->link_error),
-					 "%s", err);
 				pthread_mutex_unlock(&el->mu);
+				set_link_error(el, err);
 				next_attempt = now_mono(el) + BACKOFF_MIN_MS *
 					1000000LL;
 				continue;
@@ -913,6 +979,7 @@ int shim_eventlog_open(struct shim_eventlog **out,
 	}
 	el->port = port;
 	el->audit_fd = -1;
+	el->log_fn = log_default;
 	pthread_mutex_init(&el->mu, NULL);
 	pthread_cond_init(&el->cv_flush, NULL);
 	pthread_cond_init(&el->cv_durable, NULL);
@@ -966,6 +1033,7 @@ int shim_eventlog_open(struct shim_eventlog **out,
 			 * the reason in status. */
 			snprintf(el->link_error, sizeof(el->link_error), "%s",
 				 err);
+			log_default(NULL, SHIM_SEV_WARNING, err);
 		}
 		spool_dir = path_join(cfg->storage_root, "spool");
 		if (spool_dir == NULL) {

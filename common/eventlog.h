@@ -57,6 +57,13 @@ int shim_eventlog_flush(struct shim_eventlog *el, int timeout_ms);
 void shim_eventlog_status(struct shim_eventlog *el,
 			  struct shim_eventlog_status *st);
 
+/* Where the transport reports link changes and the outage alarm for the
+ * operator (level: enum shim_severity). Default: a line on stderr. fn may
+ * be called from the sender thread; NULL silences it. */
+typedef void (*shim_eventlog_log_fn)(void *ctx, int level, const char *msg);
+void shim_eventlog_set_logger(struct shim_eventlog *el,
+			      shim_eventlog_log_fn fn, void *ctx);
+
 /* Flushes what it can within timeout_ms, stops the transport, closes. */
 void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms);
 

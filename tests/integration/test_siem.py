@@ -229,6 +229,36 @@ def parse(line):
             "sdid": m.group(7), "params": params, "msg": m.group(9)}
 
 
+def der_int(b):
+    b = b.lstrip(b"\0") or b"\0"
+    if b[0] & 0x80:
+        b = b"\0" + b
+    return b"\x02" + bytes([len(b)]) + b
+
+
+def verify_signed(line, d):
+    """Rebuilds the canonical text from the structured data and checks the
+    "sig" field (hex r||s) with openssl against identity.pub in d."""
+    ev = parse(line)
+    if ev is None:
+        return False
+    params = ev["params"]
+    fields = dict(params)
+    if "sig" not in fields:
+        return False
+    canon = ev["msgid"] + "\n" + "".join("%s=%s\n" % (k, v) for k, v in params if k != "sig")
+    raw = bytes.fromhex(fields["sig"])
+    body = der_int(raw[:32]) + der_int(raw[32:])
+    with open(os.path.join(d, "canon.txt"), "wb") as f:
+        f.write(canon.encode())
+    with open(os.path.join(d, "sig.der"), "wb") as f:
+        f.write(b"\x30" + bytes([len(body)]) + body)
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", os.path.join(d, "identity.pub"),
+                        "-signature", os.path.join(d, "sig.der"), os.path.join(d, "canon.txt")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
 def seqs(lines, msgid=None):
     out = []
     for l in lines:
@@ -281,6 +311,18 @@ def scenario_fields(t, pki, port):
         check(audit.count('"event":"auth_fail"') == 3 and '"seq":%d' % s[0] in audit,
               "audit log has every event as JSON lines")
         check("bad \\\"code\\\"" in audit, "audit log escapes JSON")
+        # A signed heartbeat verifies at the SIEM side with openssl alone.
+        key = os.path.join(d, "identity.pem")
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key, cwd=d)
+        openssl("ec", "-in", key, "-pubout", "-out", os.path.join(d, "identity.pub"), cwd=d)
+        p = sender(cfg, "--name", "heartbeat", "--sign", "--identity", key,
+                   "--field", "boot_count=3", "--field", "state=IDLE",
+                   "--field", 'tamper=clear "x"]', "--wait-drain", 20)
+        got = srv.wait_count(is_msg("heartbeat"), 1, 10)
+        check(len(got) == 1 and verify_signed(got[0], d), "signed heartbeat verifies with openssl")
+        if got:
+            bad = got[0].replace('boot_count="3"', 'boot_count="4"')
+            check(not verify_signed(bad, d), "an altered heartbeat does not verify")
         # CEF
         write_config(cfg, os.path.join(d, "store"), port, pki["ca"], *pki["client"],
                      extra="  format: cef\n")
