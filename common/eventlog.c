@@ -588,8 +588,18 @@ static void *flusher_main(void *arg)
 			shim_spool_sync_done(el->spool, &t, ok);
 			if (now_mono(el) - el->last_checkpoint_ns >
 			    CHECKPOINT_NS) {
-				shim_spool_checkpoint(el->spool);
+				struct shim_spool_ckpt c;
+
 				el->last_checkpoint_ns = now_mono(el);
+				if (shim_spool_checkpoint_begin(el->spool,
+								&c)) {
+					/* Emitters go on meanwhile. */
+					pthread_mutex_unlock(&el->mu);
+					shim_spool_checkpoint_write(&c);
+					pthread_mutex_lock(&el->mu);
+					shim_spool_checkpoint_done(el->spool,
+								   &c);
+				}
 			}
 		}
 		el->flush_error = ok ? 0 : SHIM_EIO;

@@ -16,10 +16,11 @@
 #include "err.h"
 #include "util.h"
 
+#define CURSOR_LEN SHIM_SPOOL_CURSOR_LEN
+
 #define REC_MAGIC 0x53505231u /* "SPR1" */
 static const uint8_t seg_magic[8] = { 'S', 'H', 'I', 'M', 'S', 'P', 'L', '1' };
 static const uint8_t cur_magic[8] = { 'S', 'H', 'I', 'M', 'C', 'U', 'R', '1' };
-#define CURSOR_LEN (8 + SHIM_SPOOL_LANES * 16 + 8 + 4)
 
 static const char *const lane_names[SHIM_SPOOL_LANES] = { "prio", "norm",
 							   "hb" };
@@ -47,7 +48,6 @@ struct shim_spool {
 	uint64_t corrupt;
 	uint64_t max_seq;
 	uint64_t over_limit;
-	int cursor_dirty;
 	struct shim_spool_pos saved_ack[SHIM_SPOOL_LANES];
 	uint64_t saved_dropped;
 };
@@ -712,7 +712,6 @@ static int drop_oldest_heartbeat(struct shim_spool *sp)
 	ln->records--;
 	ln->bytes -= SHIM_SPOOL_REC_HDR + len;
 	sp->dropped++;
-	sp->cursor_dirty = 1;
 	return 1;
 }
 
@@ -738,7 +737,6 @@ int shim_spool_append(struct shim_spool *sp, enum shim_spool_lane lane,
 		if (total_bytes(sp) + need > sp->max_bytes) {
 			if (lane == SHIM_LANE_HEARTBEAT) {
 				sp->dropped++;
-				sp->cursor_dirty = 1;
 				return SHIM_ENOSPC;
 			}
 			sp->over_limit++;
@@ -929,7 +927,6 @@ void shim_spool_ack(struct shim_spool *sp, enum shim_spool_lane lane,
 		ln->ack.off += SHIM_SPOOL_REC_HDR + len;
 		ln->records--;
 		ln->bytes -= SHIM_SPOOL_REC_HDR + len;
-		sp->cursor_dirty = 1;
 	}
 	if (pos_cmp(ln->rd, ln->ack) < 0) {
 		ln->rd = ln->ack;
@@ -945,36 +942,50 @@ void shim_spool_rewind(struct shim_spool *sp)
 	}
 }
 
-int shim_spool_checkpoint(struct shim_spool *sp)
+int shim_spool_checkpoint_begin(struct shim_spool *sp,
+				struct shim_spool_ckpt *c)
 {
-	uint8_t buf[CURSOR_LEN];
-	char path[4096], tmp[4096];
-	int fd, rc, i, same = 1;
-	uint64_t seg;
+	int i, same = 1;
 
+	memset(c, 0, sizeof(*c));
 	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
+		c->ack[i] = sp->lanes[i].ack;
 		if (pos_cmp(sp->saved_ack[i], sp->lanes[i].ack) != 0) {
 			same = 0;
 		}
 	}
+	c->dropped = sp->dropped;
 	if (same && sp->saved_dropped == sp->dropped) {
 		return 0;
 	}
-	memcpy(buf, cur_magic, 8);
+	memcpy(c->buf, cur_magic, 8);
 	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
-		shim_put_u64(buf + 8 + i * 16, sp->lanes[i].ack.seg);
-		shim_put_u64(buf + 16 + i * 16, sp->lanes[i].ack.off);
+		shim_put_u64(c->buf + 8 + i * 16, c->ack[i].seg);
+		shim_put_u64(c->buf + 16 + i * 16, c->ack[i].off);
 	}
-	shim_put_u64(buf + 8 + SHIM_SPOOL_LANES * 16, sp->dropped);
-	shim_put_u32(buf + CURSOR_LEN - 4,
-		     shim_crc32(0, buf, CURSOR_LEN - 4));
-	snprintf(path, sizeof(path), "%s/cursor", sp->dir);
-	snprintf(tmp, sizeof(tmp), "%s/cursor.tmp", sp->dir);
+	shim_put_u64(c->buf + 8 + SHIM_SPOOL_LANES * 16, c->dropped);
+	shim_put_u32(c->buf + CURSOR_LEN - 4,
+		     shim_crc32(0, c->buf, CURSOR_LEN - 4));
+	c->dir = sp->dir;
+	c->needed = 1;
+	return 1;
+}
+
+int shim_spool_checkpoint_write(struct shim_spool_ckpt *c)
+{
+	char path[4096], tmp[4096];
+	int fd, rc;
+
+	if (!c->needed) {
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/cursor", c->dir);
+	snprintf(tmp, sizeof(tmp), "%s/cursor.tmp", c->dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		return errno_err(errno);
+		return c->rc = errno_err(errno);
 	}
-	rc = write_all(fd, buf, sizeof(buf));
+	rc = write_all(fd, c->buf, CURSOR_LEN);
 	if (rc == 0 && fdatasync(fd) != 0) {
 		rc = SHIM_EIO;
 	}
@@ -983,18 +994,28 @@ int shim_spool_checkpoint(struct shim_spool *sp)
 		rc = errno_err(errno);
 	}
 	if (rc == 0) {
-		rc = fsync_dir(sp->dir);
+		rc = fsync_dir(c->dir);
 	}
-	if (rc != 0) {
-		return rc;
+	c->rc = rc;
+	return rc;
+}
+
+void shim_spool_checkpoint_done(struct shim_spool *sp,
+				const struct shim_spool_ckpt *c)
+{
+	uint64_t seg;
+	int i;
+
+	if (!c->needed || c->rc != 0) {
+		return;
 	}
 	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
 		struct lane *ln = &sp->lanes[i];
 
-		sp->saved_ack[i] = ln->ack;
+		sp->saved_ack[i] = c->ack[i];
 		/* Delete segments wholly behind the saved cursor. */
 		for (seg = ln->first_seg;
-		     seg < ln->ack.seg && seg < ln->last_seg; seg++) {
+		     seg < c->ack[i].seg && seg < ln->last_seg; seg++) {
 			char *p = seg_path(sp, i, seg);
 
 			if (p != NULL) {
@@ -1010,9 +1031,20 @@ int shim_spool_checkpoint(struct shim_spool *sp)
 			ln->first_seg = seg;
 		}
 	}
-	sp->saved_dropped = sp->dropped;
-	sp->cursor_dirty = 0;
-	return 0;
+	sp->saved_dropped = c->dropped;
+}
+
+int shim_spool_checkpoint(struct shim_spool *sp)
+{
+	struct shim_spool_ckpt c;
+	int rc;
+
+	if (shim_spool_checkpoint_begin(sp, &c) == 0) {
+		return 0;
+	}
+	rc = shim_spool_checkpoint_write(&c);
+	shim_spool_checkpoint_done(sp, &c);
+	return rc;
 }
 
 void shim_spool_status(struct shim_spool *sp, struct shim_spool_status *st)

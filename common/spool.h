@@ -117,6 +117,24 @@ void shim_spool_rewind(struct shim_spool *sp);
  * replace + fsync) when they changed, then deletes delivered segments. */
 int shim_spool_checkpoint(struct shim_spool *sp);
 
+/* The same in three steps, so that the file I/O runs without the
+ * caller's lock: lock; begin (returns 1 when there is something to save);
+ * unlock; write; lock; done; unlock. */
+#define SHIM_SPOOL_CURSOR_LEN (8 + SHIM_SPOOL_LANES * 16 + 8 + 4)
+struct shim_spool_ckpt {
+	int needed;
+	int rc;
+	const char *dir;
+	struct shim_spool_pos ack[SHIM_SPOOL_LANES];
+	uint64_t dropped;
+	uint8_t buf[SHIM_SPOOL_CURSOR_LEN];
+};
+int shim_spool_checkpoint_begin(struct shim_spool *sp,
+				struct shim_spool_ckpt *c);
+int shim_spool_checkpoint_write(struct shim_spool_ckpt *c);
+void shim_spool_checkpoint_done(struct shim_spool *sp,
+				const struct shim_spool_ckpt *c);
+
 void shim_spool_status(struct shim_spool *sp, struct shim_spool_status *st);
 
 /* Checkpoints and closes. NULL is accepted. */
