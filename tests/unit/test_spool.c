@@ -441,6 +441,7 @@ static void test_eventlog_spool_unreachable(void **state)
 	cfg.siem_port = 9;
 	cfg.siem_spool_max_bytes = 64 * 1024;
 	assert_int_equal(shim_eventlog_open(&el, &cfg, &fp.port), 0);
+	shim_eventlog_set_logger(el, NULL, NULL);
 	for (i = 0; i < 1000; i++) {
 		emit(el, i % 10 == 0 ? "session_start" : "heartbeat");
 	}
