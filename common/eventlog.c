@@ -756,19 +756,41 @@ static void *sender_main(void *arg)
 			unsigned k;
 			int rc;
 
+			struct shim_siem_target tgt = el->target;
+			int closing;
+			int64_t deadline;
+
 			now = now_mono(el);
+			pthread_mutex_lock(&el->mu);
+			closing = el->closing;
+			deadline = el->close_deadline_ns;
+			pthread_mutex_unlock(&el->mu);
+			if (closing && next_attempt >= deadline) {
+				/* No attempt fits before the close deadline:
+				 * the spool keeps the rest for next time. */
+				break;
+			}
 			if (now < next_attempt) {
 				pthread_mutex_lock(&el->mu);
-				if (!el->closing) {
-					sender_wait(el, next_attempt - now);
-				} else {
-					sender_wait(el, 50000000LL);
-				}
+				sender_wait(el, next_attempt - now);
 				pthread_mutex_unlock(&el->mu);
 				continue;
 			}
-			rc = shim_siem_connect(&conn, &el->target, err,
-					       sizeof(err));
+			if (closing) {
+				/* Do not outstay the close deadline. */
+				int64_t left = (deadline - now) / 1000000LL;
+
+				if (left < 100) {
+					left = 100;
+				}
+				if (left < tgt.connect_timeout_ms) {
+					tgt.connect_timeout_ms = (int)left;
+				}
+				if (left < tgt.io_timeout_ms) {
+					tgt.io_timeout_ms = (int)left;
+				}
+			}
+			rc = shim_siem_connect(&conn, &tgt, err, sizeof(err));
 			if (rc != 0) {
 				fails++;
 				backoff = BACKOFF_MIN_MS;

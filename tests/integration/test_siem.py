@@ -93,7 +93,7 @@ def listening(port):
 
 
 class Rsyslog:
-    def __init__(self, d, port, ca, cert, key, peer=CLIENT_NAME):
+    def __init__(self, d, port, ca, cert, key, peer=CLIENT_NAME, plain=False):
         self.d = d
         self.port = port
         self.proc = None
@@ -101,6 +101,18 @@ class Rsyslog:
         self.conf = os.path.join(d, "rsyslog.conf")
         work = os.path.join(d, "work")
         os.makedirs(work, exist_ok=True)
+        if plain:
+            with open(self.conf, "w") as f:
+                f.write('''global(workDirectory="%s" maxMessageSize="64k" processInternalMessages="on")
+module(load="imtcp")
+template(name="raw" type="string" string="%%rawmsg%%\\n")
+ruleset(name="in") {
+  action(type="omfile" file="%s" template="raw")
+  stop
+}
+input(type="imtcp" port="%d" ruleset="in")
+''' % (work, self.out, port))
+            return
         with open(self.conf, "w") as f:
             f.write('''global(workDirectory="%s" maxMessageSize="64k"
   defaultNetstreamDriver="gtls"
@@ -343,6 +355,40 @@ def scenario_fields(t, pki, port):
         srv.stop()
 
 
+def scenario_plain_tcp(t, pki, port):
+    d = tempfile.mkdtemp(dir=t)
+    srv = Rsyslog(d, port, None, None, None, plain=True)
+    srv.start()
+    try:
+        cfg = os.path.join(d, "shim.yaml")
+        with open(cfg, "w") as f:
+            f.write('''shim:
+  id: "%s"
+serial:
+  technician_side_path: "pty:%s/tech"
+  device_side_path: "pty:%s/dev"
+storage:
+  root: "%s/store"
+siem:
+  transport: syslog-tcp
+  insecure: true
+  host: 127.0.0.1
+  port: %d
+''' % (CLIENT_NAME, d, d, d, port))
+        p = sender(cfg, "--name", "lockout", "--count", 10, "--wait-drain", 20)
+        got = srv.wait_count(is_msg("lockout"), 10, 10)
+        check(p.returncode == 0 and len(got) == 10, "syslog-tcp with insecure: true delivers (%d)" % len(got))
+        with open(cfg) as f:
+            text = f.read().replace("  insecure: true\n", "")
+        with open(cfg, "w") as f:
+            f.write(text)
+        p = sender(cfg, "--name", "lockout", "--count", 1)
+        check(p.returncode != 0 and "insecure" in p.stderr,
+              "syslog-tcp without insecure is refused: %s" % p.stderr.strip().splitlines()[-1:])
+    finally:
+        srv.stop()
+
+
 def scenario_wrong_server_ca(t, pki, port):
     d = tempfile.mkdtemp(dir=t)
     srv = Rsyslog(d, port, pki["ca"], *pki["server"])
@@ -520,7 +566,7 @@ def main():
         pki["server"] = make_cert(t, "ca", "server", "localhost", True)
         pki["client"] = make_cert(t, "ca", "client", CLIENT_NAME, False)
         pki["client_other"] = make_cert(t, "ca2", "client-other", CLIENT_NAME, False)
-        only = sys.argv[1:] or ["fields", "wrong_server_ca", "client_other_ca", "outage", "kill9"]
+        only = sys.argv[1:] or ["fields", "plain_tcp", "wrong_server_ca", "client_other_ca", "outage", "kill9"]
         for name in only:
             print("-- " + name)
             globals()["scenario_" + name](t, pki, free_port())
