@@ -554,21 +554,16 @@ static void *flusher_main(void *arg)
 		if (el->spool != NULL) {
 			shim_spool_sync_begin(el->spool, &t);
 		} else {
+			memset(&t, 0, sizeof(t));
+			t.dir_fd = -1;
 			for (i = 0; i < SHIM_SPOOL_LANES; i++) {
 				t.fd[i] = -1;
+				t.old_fd[i] = -1;
 			}
 		}
 		pthread_mutex_unlock(&el->mu);
 
-		ok = 1;
-		for (i = 0; i < SHIM_SPOOL_LANES; i++) {
-			if (t.fd[i] >= 0) {
-				if (fdatasync(t.fd[i]) != 0) {
-					ok = 0;
-				}
-				close(t.fd[i]);
-			}
-		}
+		ok = shim_spool_sync_run(&t);
 		if (audit_fd >= 0) {
 			if (fdatasync(audit_fd) != 0) {
 				ok = 0;

@@ -29,6 +29,8 @@ struct lane {
 	uint64_t first_seg;
 	uint64_t last_seg;
 	int wfd;                        /* last segment, appends */
+	int retired_fd;                 /* previous segment, not yet synced */
+	uint64_t retired_seg;
 	uint64_t wr_off;                /* end of the last segment */
 	struct shim_spool_pos synced;   /* durable up to here */
 	struct shim_spool_pos rd;       /* next record to hand out */
@@ -48,6 +50,7 @@ struct shim_spool {
 	uint64_t corrupt;
 	uint64_t max_seq;
 	uint64_t over_limit;
+	int dir_dirty;                  /* a segment file was created */
 	struct shim_spool_pos saved_ack[SHIM_SPOOL_LANES];
 	uint64_t saved_dropped;
 };
@@ -547,6 +550,7 @@ int shim_spool_open(struct shim_spool **out, const char *dir,
 	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
 		sp->lanes[i].wfd = -1;
 		sp->lanes[i].rfd = -1;
+		sp->lanes[i].retired_fd = -1;
 	}
 	sp->dir = strdup(dir);
 	if (sp->dir == NULL) {
@@ -588,29 +592,39 @@ fail:
 
 /* ---- appending ------------------------------------------------------- */
 
+/*
+ * Starts a new segment without waiting for the disk: the full one is
+ * handed to the next sync (retired), and the directory entry of the new
+ * one is synced with it. Only when the previous retired segment has not
+ * been synced yet (a sync slower than a whole segment of appends) does
+ * this sync it on the spot.
+ */
 static int rotate(struct shim_spool *sp, int lane)
 {
 	struct lane *ln = &sp->lanes[lane];
 	int fd, rc;
 
-	if (fdatasync(ln->wfd) != 0) {
-		return SHIM_EIO;
+	if (ln->retired_fd >= 0) {
+		if (fdatasync(ln->retired_fd) != 0) {
+			return SHIM_EIO;
+		}
+		close(ln->retired_fd);
+		ln->retired_fd = -1;
+		if (ln->synced.seg < ln->last_seg) {
+			ln->synced.seg = ln->last_seg;
+			ln->synced.off = SHIM_SPOOL_SEG_HDR;
+		}
 	}
 	rc = create_segment(sp, lane, ln->last_seg + 1, &fd);
 	if (rc != 0) {
 		return rc;
 	}
-	rc = fsync_dir(sp->dir);
-	if (rc != 0) {
-		close(fd);
-		return rc;
-	}
-	close(ln->wfd);
+	ln->retired_fd = ln->wfd;
+	ln->retired_seg = ln->last_seg;
 	ln->wfd = fd;
 	ln->last_seg++;
 	ln->wr_off = SHIM_SPOOL_SEG_HDR;
-	ln->synced.seg = ln->last_seg;
-	ln->synced.off = SHIM_SPOOL_SEG_HDR;
+	sp->dir_dirty = 1;
 	return 0;
 }
 
@@ -781,18 +795,55 @@ void shim_spool_sync_begin(struct shim_spool *sp,
 {
 	int i;
 
+	t->dir_fd = -1;
+	if (sp->dir_dirty) {
+		t->dir_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		sp->dir_dirty = 0;
+	}
 	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
 		struct lane *ln = &sp->lanes[i];
 
 		t->fd[i] = -1;
+		t->old_fd[i] = -1;
+		t->old_seg[i] = ln->retired_seg;
 		t->upto[i].seg = ln->last_seg;
 		t->upto[i].off = ln->wr_off;
+		/* Copies: the lane may rotate (and close a descriptor)
+		 * while the caller syncs. */
+		if (ln->retired_fd >= 0) {
+			t->old_fd[i] = fcntl(ln->retired_fd, F_DUPFD_CLOEXEC, 0);
+		}
 		if (pos_cmp(ln->synced, t->upto[i]) < 0 && ln->wfd >= 0) {
-			/* A copy: the lane may rotate (and close its
-			 * descriptor) while the caller syncs. */
 			t->fd[i] = fcntl(ln->wfd, F_DUPFD_CLOEXEC, 0);
 		}
 	}
+}
+
+int shim_spool_sync_run(struct shim_spool_sync_ticket *t)
+{
+	int i, ok = 1;
+
+	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
+		if (t->old_fd[i] >= 0) {
+			if (fdatasync(t->old_fd[i]) != 0) {
+				ok = 0;
+			}
+			close(t->old_fd[i]);
+		}
+		if (t->fd[i] >= 0) {
+			if (fdatasync(t->fd[i]) != 0) {
+				ok = 0;
+			}
+			close(t->fd[i]);
+		}
+	}
+	if (t->dir_fd >= 0) {
+		if (fsync(t->dir_fd) != 0) {
+			ok = 0;
+		}
+		close(t->dir_fd);
+	}
+	return ok;
 }
 
 void shim_spool_sync_done(struct shim_spool *sp,
@@ -800,13 +851,28 @@ void shim_spool_sync_done(struct shim_spool *sp,
 {
 	int i;
 
+	if (!ok) {
+		if (t->dir_fd >= 0) {
+			sp->dir_dirty = 1;
+		}
+		return;
+	}
 	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
 		struct lane *ln = &sp->lanes[i];
 
-		if (t->fd[i] < 0) {
+		if (t->old_fd[i] >= 0 && ln->retired_fd >= 0 &&
+		    ln->retired_seg == t->old_seg[i]) {
+			close(ln->retired_fd);
+			ln->retired_fd = -1;
+		}
+		if (t->fd[i] < 0 && t->old_fd[i] < 0) {
 			continue;
 		}
-		if (ok && pos_cmp(ln->synced, t->upto[i]) < 0) {
+		/* Never past a segment that is still waiting for its sync. */
+		if (ln->retired_fd >= 0 && ln->retired_seg < t->upto[i].seg) {
+			continue;
+		}
+		if (pos_cmp(ln->synced, t->upto[i]) < 0) {
 			ln->synced = t->upto[i];
 		}
 	}
@@ -815,17 +881,10 @@ void shim_spool_sync_done(struct shim_spool *sp,
 int shim_spool_sync(struct shim_spool *sp)
 {
 	struct shim_spool_sync_ticket t;
-	int i, ok = 1;
+	int ok;
 
 	shim_spool_sync_begin(sp, &t);
-	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
-		if (t.fd[i] >= 0) {
-			if (fdatasync(t.fd[i]) != 0) {
-				ok = 0;
-			}
-			close(t.fd[i]);
-		}
-	}
+	ok = shim_spool_sync_run(&t);
 	shim_spool_sync_done(sp, &t, ok);
 	return ok ? 0 : SHIM_EIO;
 }
@@ -1080,6 +1139,9 @@ void shim_spool_close(struct shim_spool *sp)
 		}
 		if (sp->lanes[i].rfd >= 0) {
 			close(sp->lanes[i].rfd);
+		}
+		if (sp->lanes[i].retired_fd >= 0) {
+			close(sp->lanes[i].retired_fd);
 		}
 	}
 	free(sp->dir);

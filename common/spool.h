@@ -80,16 +80,21 @@ int shim_spool_open(struct shim_spool **out, const char *dir,
 int shim_spool_append(struct shim_spool *sp, enum shim_spool_lane lane,
 		      uint64_t seq, const uint8_t *data, size_t len);
 
-/* Prepares a sync: returns the file descriptors to fdatasync (up to
- * SHIM_SPOOL_LANES, -1 for none) and a ticket. The caller syncs them
- * without holding its lock, then calls shim_spool_sync_done(). Sequence:
- * lock; begin; unlock; fdatasync(fds); lock; done; unlock. */
+/* Group commit without holding the caller's lock: lock; begin; unlock;
+ * run (fdatasync of every descriptor in the ticket, which it closes);
+ * lock; done(ok); unlock. A full segment is synced by the next commit,
+ * not by the append that started a new one. */
 struct shim_spool_sync_ticket {
-	int fd[SHIM_SPOOL_LANES];
+	int fd[SHIM_SPOOL_LANES];       /* current segments */
+	int old_fd[SHIM_SPOOL_LANES];   /* segments closed by rotation */
+	uint64_t old_seg[SHIM_SPOOL_LANES];
+	int dir_fd;                     /* new segment files to make durable */
 	struct shim_spool_pos upto[SHIM_SPOOL_LANES];
 };
 void shim_spool_sync_begin(struct shim_spool *sp,
 			   struct shim_spool_sync_ticket *t);
+/* Returns 1 when every sync succeeded. */
+int shim_spool_sync_run(struct shim_spool_sync_ticket *t);
 void shim_spool_sync_done(struct shim_spool *sp,
 			  const struct shim_spool_sync_ticket *t, int ok);
 
