@@ -270,8 +270,17 @@ static void test_segments_rotate_and_are_deleted(void **state)
 		assert_int_equal(shim_spool_append(sp, SHIM_LANE_NORMAL, i,
 						   payload, sizeof(payload)),
 				 0);
+		if (i == 20) {
+			/* One rotation so far, and it did not sync:
+			 * nothing is handed out yet. */
+			assert_int_equal(shim_spool_is_synced(sp), 0);
+			assert_int_equal(shim_spool_next(sp,
+							 (uint8_t[64]){ 0 }, 64,
+							 &rec), 0);
+		}
 	}
 	shim_spool_sync(sp);
+	assert_int_equal(shim_spool_is_synced(sp), 1);
 	for (i = 1; i <= 100; i++) {
 		static uint8_t buf[SHIM_SPOOL_REC_MAX];
 
