@@ -22,6 +22,7 @@
 #include "eventlog.h"
 #include "fakes.h"
 #include "spool.h"
+#include "util.h"
 
 static char dir[256];
 
@@ -393,6 +394,43 @@ static void test_eventlog_seq_persists(void **state)
 	shim_config_free(&cfg);
 }
 
+static void test_eventlog_store_failure_reported(void **state)
+{
+	struct fake_port fp;
+	struct shim_config cfg;
+	struct shim_eventlog *el;
+	struct shim_event ev;
+
+	(void)state;
+	fake_port_init(&fp, 1795494429);
+	cfg_init(&cfg);
+	assert_int_equal(shim_eventlog_open(&el, &cfg, &fp.port), 0);
+	assert_int_equal(emit(el, "boot"), 1);
+	assert_int_equal(shim_eventlog_flush(el, 5000), 0);
+	/* The durable store fails: an alert says so (it is not durable). */
+	fp.store.fail_save = 1;
+	assert_int_equal(shim_event_init(&ev, "tamper", SHIM_SEV_ALERT,
+					 1795494429LL * 1000000000LL), 0);
+	assert_int_equal(shim_eventlog_emit(el, &ev), SHIM_EIO);
+	assert_int_equal(ev.seq, 2);
+	assert_int_equal(shim_eventlog_flush(el, 5000), SHIM_EIO);
+	/* Storage back: the sequence goes on, nothing skipped. */
+	fp.store.fail_save = 0;
+	assert_int_equal(emit(el, "boot"), 3);
+	assert_int_equal(shim_eventlog_flush(el, 5000), 0);
+	shim_eventlog_close(el, 0);
+	{
+		size_t len;
+		uint8_t *b = fake_store_get(&fp, "event-seq", &len);
+
+		assert_non_null(b);
+		assert_int_equal(len, 12);
+		assert_int_equal(shim_get_u64(b), 4);
+	}
+	fake_port_free(&fp);
+	shim_config_free(&cfg);
+}
+
 static void test_eventlog_audit_rotates(void **state)
 {
 	struct fake_port fp;
@@ -496,6 +534,8 @@ int main(void)
 		cmocka_unit_test(test_parse_segment_rejects_garbage),
 		cmocka_unit_test_setup_teardown(test_eventlog_seq_persists,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_eventlog_store_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventlog_audit_rotates,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventlog_spool_unreachable,
