@@ -517,6 +517,20 @@ int shim_eventlog_flush(struct shim_eventlog *el, int timeout_ms)
 	return rc;
 }
 
+static int sink_emit(void *ctx, const struct shim_event *ev)
+{
+	struct shim_event copy = *ev;
+
+	return shim_eventlog_emit(ctx, &copy);
+}
+
+void shim_eventlog_sink(struct shim_eventlog *el,
+			struct shim_event_sink_ops *ops)
+{
+	ops->emit = sink_emit;
+	ops->ctx = el;
+}
+
 /* ---- flusher: group commit --------------------------------------------- */
 
 static void *flusher_main(void *arg)
@@ -1154,6 +1168,52 @@ void shim_eventlog_status(struct shim_eventlog *el,
 	snprintf(st->peer_subject, sizeof(st->peer_subject), "%s",
 		 el->peer_subject);
 	pthread_mutex_unlock(&el->mu);
+}
+
+void shim_eventlog_status_text(const struct shim_eventlog_status *st,
+			       char *buf, size_t cap)
+{
+	size_t n = 0;
+	int w;
+
+	if (buf == NULL || cap == 0) {
+		return;
+	}
+	buf[0] = '\0';
+#define APPEND(...)                                                        \
+	do {                                                               \
+		if (n < cap) {                                             \
+			w = snprintf(buf + n, cap - n, __VA_ARGS__);       \
+			n += w > 0 ? (size_t)w : 0;                        \
+		}                                                          \
+	} while (0)
+	if (!st->transport_enabled) {
+		APPEND("siem: transport noop (audit log only)\n");
+	} else if (st->link_up) {
+		APPEND("siem: link up (%s %s, server %s)\n", st->tls_version,
+		       st->tls_cipher, st->peer_subject);
+	} else {
+		APPEND("siem: link DOWN for %llu s%s: %s\n",
+		       (unsigned long long)st->link_down_seconds,
+		       st->outage_alarm ? " (OUTAGE ALARM)" : "",
+		       st->link_error[0] ? st->link_error : "connecting");
+	}
+	if (st->transport_enabled) {
+		APPEND("siem: spool %llu events, %llu bytes (%llu priority), "
+		       "%llu heartbeats dropped%s\n",
+		       (unsigned long long)st->spool_depth,
+		       (unsigned long long)st->spool_bytes,
+		       (unsigned long long)st->spool_priority,
+		       (unsigned long long)st->dropped_heartbeats,
+		       st->spool_over_limit ? ", OVER LIMIT" : "");
+	}
+	APPEND("events: next seq %llu, %llu delivered this run\n",
+	       (unsigned long long)st->next_seq,
+	       (unsigned long long)st->delivered);
+#undef APPEND
+	if (n >= cap) {
+		buf[cap - 1] = '\0';
+	}
 }
 
 void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms)

@@ -6,6 +6,7 @@
 #ifndef SHIM_COMMON_EVENTLOG_H
 #define SHIM_COMMON_EVENTLOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -63,6 +64,19 @@ void shim_eventlog_status(struct shim_eventlog *el,
 typedef void (*shim_eventlog_log_fn)(void *ctx, int level, const char *msg);
 void shim_eventlog_set_logger(struct shim_eventlog *el,
 			      shim_eventlog_log_fn fn, void *ctx);
+
+/* Fills ops so that the core's event sink (port.h) feeds this log. The
+ * event is copied, stamped and recorded; the caller's copy is unchanged. */
+void shim_eventlog_sink(struct shim_eventlog *el,
+			struct shim_event_sink_ops *ops);
+
+/* Human-readable status for shimctl status, several lines, e.g.
+ *   siem: link up (TLSv1.2 TLS-ECDHE-..., server CN=siem.example)
+ *   siem: spool 0 events, 0 bytes (0 priority), 0 heartbeats dropped
+ *   events: next seq 1843, 1842 delivered this run
+ * Always NUL-terminated; cut at cap. */
+void shim_eventlog_status_text(const struct shim_eventlog_status *st,
+			       char *buf, size_t cap);
 
 /* Flushes what it can within timeout_ms, stops the transport, closes. */
 void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms);

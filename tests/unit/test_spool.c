@@ -500,6 +500,27 @@ static void test_eventlog_spool_unreachable(void **state)
 	assert_true(st.dropped_heartbeats > 0);
 	assert_int_equal(st.spool_priority, 1);
 	assert_true(st.spool_bytes <= 64 * 1024);
+	{
+		char text[512];
+
+		shim_eventlog_status_text(&st, text, sizeof(text));
+		assert_non_null(strstr(text, "siem: link DOWN"));
+		assert_non_null(strstr(text, "Connection refused"));
+		assert_non_null(strstr(text, "(1 priority)"));
+		shim_eventlog_status_text(&st, text, 10);
+		assert_int_equal(strlen(text), 9);
+	}
+	/* Through the core's event sink interface. */
+	{
+		struct shim_event_sink_ops ops;
+		struct shim_event ev;
+
+		shim_eventlog_sink(el, &ops);
+		assert_int_equal(shim_event_init(&ev, "storage_low",
+						 SHIM_SEV_WARNING, 0), 0);
+		assert_int_equal(ops.emit(ops.ctx, &ev), 0);
+		assert_int_equal(ev.seq, 0); /* the caller's copy is untouched */
+	}
 	shim_eventlog_close(el, 100);
 
 	/* Session events and the alert are all still there. */
@@ -511,7 +532,7 @@ static void test_eventlog_spool_unreachable(void **state)
 		snprintf(sdir, sizeof(sdir), "%s/spool", dir);
 		assert_int_equal(shim_spool_open(&sp, sdir, 64 * 1024), 0);
 		shim_spool_status(sp, &sst);
-		assert_int_equal(sst.lane_records[SHIM_LANE_NORMAL], 100);
+		assert_int_equal(sst.lane_records[SHIM_LANE_NORMAL], 101);
 		assert_int_equal(sst.lane_records[SHIM_LANE_PRIORITY], 1);
 		shim_spool_close(sp);
 	}
