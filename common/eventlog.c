@@ -13,10 +13,14 @@
  *
  * Sequence numbers. The next number is the largest of: the persisted
  * "event-seq" blob, one past the highest number in the spool, and one
- * past the highest in the tail of the audit log. After a crash the spool
- * and audit log (in the page cache, or on disk after a power cut once
- * synced) are at least as new as the blob, so a number is never reused
- * for an event anyone could have seen, and none is skipped.
+ * past the highest in the tail of the audit log (and of its last rotated
+ * file). The audit line of every event is synced in the same group commit
+ * that makes the event durable, so the audit log is the durable record of
+ * the numbers handed out; the blob, refreshed at most once a second and at
+ * close, backs it up. After a crash the spool and audit log (in the page
+ * cache, or on disk after a power cut once synced) are at least as new as
+ * the blob, so a number is never reused for an event anyone could have
+ * seen, and none is skipped.
  */
 #include "eventlog.h"
 
@@ -72,6 +76,8 @@ struct shim_eventlog {
 	/* sequence */
 	uint64_t next_seq;
 	uint64_t seq_saved;          /* next_seq value persisted */
+	int64_t last_seq_save_ns;
+	char store_err[96];
 
 	/* audit log */
 	char *audit_path;
@@ -539,7 +545,7 @@ static void *flusher_main(void *arg)
 	struct shim_spool_sync_ticket t;
 	struct timespec ts;
 	uint64_t target, seq;
-	int audit_fd, ok, i;
+	int audit_fd, ok, i, store_err = 0;
 
 	pthread_mutex_lock(&el->mu);
 	for (;;) {
@@ -584,15 +590,24 @@ static void *flusher_main(void *arg)
 			}
 			close(audit_fd);
 		}
-		if (seq != el->seq_saved) {
+		/* The audit line synced above is the durable record of the
+		 * number (see the top of this file); the blob is its backup,
+		 * refreshed at most once a second to keep commits short. */
+		if (seq != el->seq_saved &&
+		    (now_mono(el) - el->last_seq_save_ns >= CHECKPOINT_NS ||
+		     el->closing)) {
 			int src = save_seq_blob(el, seq);
 
+			el->last_seq_save_ns = now_mono(el);
+
 			/* A port without storage: the spool and audit log
-			 * alone carry the sequence. */
+			 * alone carry the sequence. A failing store only
+			 * loses the backup: retried, and shown in status. */
 			if (src == 0 || src == SHIM_ENOTSUP) {
 				el->seq_saved = seq;
+				store_err = 0;
 			} else {
-				ok = 0;
+				store_err = src;
 			}
 		}
 
@@ -616,6 +631,13 @@ static void *flusher_main(void *arg)
 			}
 		}
 		el->flush_error = ok ? 0 : SHIM_EIO;
+		if (store_err != 0) {
+			snprintf(el->store_err, sizeof(el->store_err),
+				 "sequence backup (store \"%s\"): %s", SEQ_BLOB,
+				 shim_strerror(store_err));
+		} else {
+			el->store_err[0] = '\0';
+		}
 		if (target > el->durable_gen) {
 			el->durable_gen = target;
 		}
@@ -1154,7 +1176,8 @@ void shim_eventlog_status(struct shim_eventlog *el,
 	}
 	st->link_up = el->link_up;
 	snprintf(st->link_error, sizeof(st->link_error), "%s",
-		 el->link_error[0] != '\0' ? el->link_error : el->audit_err);
+		 el->link_error[0] != '\0' ? el->link_error :
+		 el->audit_err[0] != '\0' ? el->audit_err : el->store_err);
 	st->transport_enabled = el->spool != NULL;
 	st->outage_alarm = el->outage_alarm;
 	st->link_down_seconds = el->outage_since_ns != 0 && el->spool != NULL ?
