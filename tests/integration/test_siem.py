@@ -31,6 +31,7 @@ FAILED = 0
 
 def check(cond, what):
     global PASSED, FAILED
+    what = what.rstrip().replace("\n", "\n       | ")
     if cond:
         PASSED += 1
         print("ok   " + what)
