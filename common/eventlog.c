@@ -115,6 +115,7 @@ struct shim_eventlog {
 	uint64_t delivered;
 	uint64_t last_delivered_seq;
 	uint64_t connects;
+	uint64_t connect_attempts;
 	uint64_t emitted;
 
 	shim_eventlog_log_fn log_fn;
@@ -825,6 +826,9 @@ static void *sender_main(void *arg)
 					tgt.io_timeout_ms = (int)left;
 				}
 			}
+			pthread_mutex_lock(&el->mu);
+			el->connect_attempts++;
+			pthread_mutex_unlock(&el->mu);
 			rc = shim_siem_connect(&conn, &tgt, err, sizeof(err));
 			if (rc != 0) {
 				fails++;
@@ -1185,6 +1189,7 @@ void shim_eventlog_status(struct shim_eventlog *el,
 	st->delivered = el->delivered;
 	st->last_delivered_seq = el->last_delivered_seq;
 	st->connects = el->connects;
+	st->connect_attempts = el->connect_attempts;
 	snprintf(st->tls_version, sizeof(st->tls_version), "%s",
 		 el->tls_version);
 	snprintf(st->tls_cipher, sizeof(st->tls_cipher), "%s", el->tls_cipher);

@@ -32,6 +32,7 @@ struct shim_eventlog_status {
 	uint64_t delivered;         /* confirmed since open */
 	uint64_t last_delivered_seq;
 	uint64_t connects;          /* successful connections since open */
+	uint64_t connect_attempts;  /* all attempts since open */
 	char tls_version[32];       /* of the current/last connection */
 	char tls_cipher[64];
 	char peer_subject[160];

@@ -545,6 +545,34 @@ static void test_eventlog_spool_unreachable(void **state)
 	shim_config_free(&cfg);
 }
 
+static void test_eventlog_backoff(void **state)
+{
+	struct fake_port fp;
+	struct shim_config cfg;
+	struct shim_eventlog *el;
+	struct shim_eventlog_status st;
+
+	(void)state;
+	fake_port_init(&fp, 1795494429);
+	cfg_init(&cfg);
+	cfg.siem_transport = SHIM_SIEM_SYSLOG_TCP;
+	cfg.siem_insecure = 1;
+	cfg.siem_host = strdup("127.0.0.1");
+	cfg.siem_port = 9; /* refused at once */
+	assert_int_equal(shim_eventlog_open(&el, &cfg, &fp.port), 0);
+	shim_eventlog_set_logger(el, NULL, NULL);
+	sleep(3);
+	shim_eventlog_status(el, &st);
+	/* Back-off 0.5, 1, 2 s halved at most by jitter: at most 5
+	 * attempts in 3 s (a fixed 0.5 s retry would make 7), at least 3. */
+	assert_in_range(st.connect_attempts, 3, 5);
+	assert_int_equal(st.connects, 0);
+	assert_int_equal(st.link_up, 0);
+	shim_eventlog_close(el, 0);
+	fake_port_free(&fp);
+	shim_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +592,8 @@ int main(void)
 			test_eventlog_store_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventlog_audit_rotates,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eventlog_backoff, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_eventlog_spool_unreachable,
 						setup, teardown),
 	};
