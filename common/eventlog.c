@@ -786,15 +786,13 @@ static void *sender_main(void *arg)
 
 		if (conn == NULL) {
 			int64_t outage = 0;
-			int was_alarm, oplog_connected = 0;
-			uint8_t r[2];
-			uint32_t backoff;
-			unsigned k;
-			int rc;
-
 			struct shim_siem_target tgt = el->target;
-			int closing;
+			char v[32], c[64], pr[160];
 			int64_t deadline;
+			uint32_t backoff;
+			uint8_t r[2];
+			unsigned k;
+			int was_alarm, closing, rc;
 
 			now = now_mono(el);
 			pthread_mutex_lock(&el->mu);
@@ -867,7 +865,6 @@ static void *sender_main(void *arg)
 				       sizeof(el->tls_version), el->tls_cipher,
 				       sizeof(el->tls_cipher), el->peer_subject,
 				       sizeof(el->peer_subject));
-			oplog_connected = 1;
 			was_alarm = el->outage_alarm;
 			if (el->outage_since_ns != 0) {
 				outage = now_mono(el) - el->outage_since_ns;
@@ -875,16 +872,12 @@ static void *sender_main(void *arg)
 			el->outage_since_ns = 0;
 			el->outage_alarm = 0;
 			pthread_mutex_unlock(&el->mu);
-			if (oplog_connected) {
-				char v[32], c[64], pr[160];
-
-				shim_siem_info(conn, v, sizeof(v), c, sizeof(c),
-					       pr, sizeof(pr));
-				oplog(el, SHIM_SEV_INFO,
-				      "SIEM %s port %u connected (%s %s, "
-				      "server %s)", el->target.host,
-				      (unsigned)el->target.port, v, c, pr);
-			}
+			shim_siem_info(conn, v, sizeof(v), c, sizeof(c), pr,
+				       sizeof(pr));
+			oplog(el, SHIM_SEV_INFO,
+			      "SIEM %s port %u connected (%s %s, server %s)",
+			      el->target.host, (unsigned)el->target.port, v, c,
+			      pr);
 			if (was_alarm) {
 				emit_link_event(el, "siem_restored",
 						SHIM_SEV_NOTICE, outage, NULL);
@@ -933,6 +926,9 @@ static void *sender_main(void *arg)
 				fl_count++;
 			}
 			pthread_mutex_unlock(&el->mu);
+			/* A spool read error is not a link error: send what
+			 * was read, retry the rest later. */
+			rc = 0;
 
 			if (blen > 0) {
 				rc = shim_siem_write(conn, batch, blen, err,
