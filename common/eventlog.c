@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +79,8 @@ struct shim_eventlog {
 	uint64_t seq_saved;          /* next_seq value persisted */
 	int64_t last_seq_save_ns;
 	char store_err[96];
+
+	int lock_fd;                 /* <storage_root>/eventlog.lock */
 
 	/* audit log */
 	char *audit_path;
@@ -1046,6 +1049,7 @@ int shim_eventlog_open(struct shim_eventlog **out,
 	}
 	el->port = port;
 	el->audit_fd = -1;
+	el->lock_fd = -1;
 	el->log_fn = log_default;
 	pthread_mutex_init(&el->mu, NULL);
 	pthread_cond_init(&el->cv_flush, NULL);
@@ -1066,6 +1070,27 @@ int shim_eventlog_open(struct shim_eventlog **out,
 	el->outage_alarm_s = cfg->siem_outage_alarm_seconds;
 	el->audit_max = cfg->audit_log_max_bytes;
 
+	/* One process at a time: two writers would hand out the same
+	 * sequence numbers and interleave the spool. */
+	{
+		char *lock = path_join(cfg->storage_root, "eventlog.lock");
+
+		if (lock == NULL) {
+			rc = SHIM_ENOMEM;
+			goto fail;
+		}
+		el->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		free(lock);
+		if (el->lock_fd < 0) {
+			rc = errno_err(errno);
+			goto fail;
+		}
+		if (flock(el->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			rc = errno == EWOULDBLOCK ? SHIM_ESTATE :
+						    errno_err(errno);
+			goto fail;
+		}
+	}
 	el->audit_path = cfg->audit_log != NULL ?
 				 strdup(cfg->audit_log) :
 				 path_join(cfg->storage_root, "audit.jsonl");
@@ -1276,6 +1301,9 @@ void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms)
 	}
 	if (el->seq_saved != el->next_seq) {
 		save_seq_blob(el, el->next_seq);
+	}
+	if (el->lock_fd >= 0) {
+		close(el->lock_fd);
 	}
 	free(el->audit_path);
 	free(el->host);

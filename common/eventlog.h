@@ -39,7 +39,9 @@ struct shim_eventlog_status {
 };
 
 /* Opens the audit log and spool under cfg->storage_root and starts the
- * transport. The sequence number continues from its persisted value. */
+ * transport. The sequence number continues from its persisted value.
+ * One process at a time per storage root (SHIM_ESTATE when another one
+ * has it open: <storage_root>/eventlog.lock). */
 int shim_eventlog_open(struct shim_eventlog **out,
 		       const struct shim_config *cfg,
 		       const struct shim_port *port);

@@ -370,6 +370,14 @@ static void test_eventlog_seq_persists(void **state)
 	fake_port_init(&fp, 1795494429);
 	cfg_init(&cfg);
 	assert_int_equal(shim_eventlog_open(&el, &cfg, &fp.port), 0);
+	{
+		/* A second writer would reuse sequence numbers. */
+		struct shim_eventlog *el2 = NULL;
+
+		assert_int_equal(shim_eventlog_open(&el2, &cfg, &fp.port),
+				 SHIM_ESTATE);
+		assert_null(el2);
+	}
 	for (i = 1; i <= 5; i++) {
 		assert_int_equal(emit(el, "auth_ok"), i);
 	}
