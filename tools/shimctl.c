@@ -21,6 +21,7 @@ static const struct {
 	  "session list [--json] | verify <id|file> [--key FILE] [--identity FILE] | export <id|file> --format jsonl|asciicast|text [--key FILE] [--out FILE]" },
 	{ "keygen", cmd_keygen_main, "keygen recording --out FILE | keygen identity [--out FILE]" },
 	{ "totp", cmd_totp_main, "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]" },
+	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
 };
 
 static void usage(FILE *f)
