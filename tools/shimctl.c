@@ -17,6 +17,9 @@ static const struct {
 } subcommands[] = {
 	{ "enrol", cmd_enrol_main,
 	  "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-]" },
+	{ "session", cmd_session_main,
+	  "session list [--json] | verify <id|file> [--key FILE] [--identity FILE] | export <id|file> --format jsonl|asciicast|text [--key FILE] [--out FILE]" },
+	{ "keygen", cmd_keygen_main, "keygen recording --out FILE | keygen identity [--out FILE]" },
 	{ "totp", cmd_totp_main, "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]" },
 	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
 };

@@ -7,6 +7,8 @@
 
 int cmd_enrol_main(int argc, char **argv, const char *config_path);
 int cmd_totp_main(int argc, char **argv, const char *config_path);
+int cmd_session_main(int argc, char **argv, const char *config_path);
+int cmd_keygen_main(int argc, char **argv, const char *config_path);
 int cmd_siem_main(int argc, char **argv, const char *config_path);
 
 #endif
