@@ -24,6 +24,7 @@ static const struct {
 	{ "status", cmd_status_main, "status" },
 	{ "reset-lockout", cmd_reset_lockout_main, "reset-lockout <technician_id>" },
 	{ "end-session", cmd_end_session_main, "end-session" },
+	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
 };
 
 static void usage(FILE *f)

@@ -12,5 +12,6 @@ int cmd_reset_lockout_main(int argc, char **argv, const char *config_path);
 int cmd_end_session_main(int argc, char **argv, const char *config_path);
 int cmd_session_main(int argc, char **argv, const char *config_path);
 int cmd_keygen_main(int argc, char **argv, const char *config_path);
+int cmd_siem_main(int argc, char **argv, const char *config_path);
 
 #endif
