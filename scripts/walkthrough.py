@@ -104,7 +104,11 @@ def main():
         else:
             print("  (shimctl session export is not available in this build: "
                   "%s)" % (r.stderr.strip() or r.stdout.strip()))
-        print("\nWalk-through complete. Storage was in %s" % s.dir)
+        if os.environ.get("SHIM_KEEP"):
+            print("\nWalk-through complete. Storage kept in %s" % s.dir)
+        else:
+            print("\nWalk-through complete. (SHIM_KEEP=1 keeps the "
+                  "storage and recording.)")
         return 0
     finally:
         if emu is not None:
