@@ -1234,7 +1234,7 @@ void shim_config_defaults(struct shim_config *cfg)
 	cfg->tech_serial.stop_bits = cfg->dev_serial.stop_bits = 1;
 	cfg->retention_days = 90;
 	cfg->sync_interval_ms = 100;
-	cfg->queue_bytes = 1024 * 1024;
+	cfg->queue_bytes = 256 * 1024;
 	cfg->idle_timeout = 900;
 	cfg->max_duration = 28800;
 	cfg->reconnect_grace = 30;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,13 @@
 #define RECORD_TARGET 32768
 /* Free space below which no session starts, whatever the config says. */
 #define FREE_FLOOR (64u * 1024)
+/* Stack of the writer thread: records are built in heap buffers; the
+ * deepest use is mbedTLS (ECDH, signing), a few KiB. */
+#define WRITER_STACK (256u * 1024)
+
+/* What the writer is doing, for shim_recorder_traffic(): whether a newly
+ * queued item needs a wake-up (see enqueue()). */
+enum { W_BUSY = 0, W_IDLE = 1, W_TIMED = 2 };
 
 enum { Q_IN = 0, Q_OUT = 1, Q_META = 2 };
 
@@ -54,6 +62,14 @@ struct shim_recorder {
 	pthread_cond_t wake;   /* writer: work to do */
 	pthread_cond_t done;   /* caller: end finished */
 	int efd;
+	int wstate;            /* W_* (under mu) */
+
+	/* Key material for the next session, made by the writer while idle
+	 * (under mu): an ephemeral key pair's public half and its ECDH
+	 * shared secret with the recipient key. Used once, then wiped. */
+	int pre_ready;
+	uint8_t pre_eph[SHIM_P256_PUB_LEN];
+	uint8_t pre_shared[32];
 
 	/* queue (under mu) */
 	uint8_t *q;
@@ -90,6 +106,7 @@ struct shim_recorder {
 	uint8_t *item;
 	uint64_t good_size;    /* file size after the last good write */
 	int dirty;             /* written but not yet synced */
+	int dir_dirty;         /* the session file's name not yet synced */
 	int broken;            /* a failed write could not be cut back */
 	uint64_t gap;          /* bytes lost since the last good record (mu) */
 	uint64_t gap_marked;   /* of which the batch's gap marker reports */
@@ -97,9 +114,32 @@ struct shim_recorder {
 	int64_t bstart_mono;
 	int64_t pending_since; /* monotonic ms of the oldest unsynced byte */
 	int over_budget;
+	int idle_work;         /* make the next key material (under mu) */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
+
+/* A warning on stderr, in the daemon's log line format. */
+static void rec_log(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static void rec_log(const char *fmt, ...)
+{
+	char line[512];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shimd warn: "
+		"recorder: %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
+		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		ts.tv_nsec / 1000000L, line);
+}
 
 static int64_t now_ms(void)
 {
@@ -346,16 +386,24 @@ static int recover_one(struct shim_recorder *r, const char *name,
 	}
 	shim_rec_reader_finish(rd, NULL, &res);
 	if (!res.have_header) {
-		/* The header never became durable, so the session never
-		 * began (shim_recorder_begin failed); nothing to keep unless
+		/* The header never became durable: the power went within
+		 * sync_interval_ms of the session's start (or its start
+		 * failed). No byte of it can be read: nothing to keep unless
 		 * the bytes are damage rather than a torn start. */
 		if (res.status == SHIM_REC_TORN || res.total == 0) {
 			unlink(part);
+			rec_log("session %s: header not on disk (power lost "
+				"at session start): removed its %llu-byte file",
+				id, (unsigned long long)res.total);
 		} else {
 			char *bad = session_path(r, id, ".damaged");
 
-			if (bad != NULL) {
-				rename(part, bad);
+			if (bad != NULL && rename(part, bad) == 0) {
+				rec_log("session %s: no readable header: file "
+					"kept as %s", id, bad);
+			} else {
+				rec_log("session %s: no readable header",
+					id);
 			}
 			free(bad);
 		}
@@ -659,6 +707,16 @@ static int sync_now(struct shim_recorder *r)
 		set_failure(r, "syncing session file", rc);
 		return rc;
 	}
+	if (r->dir_dirty) {
+		/* The first commit of a session: its file's name too. */
+		int rc = fsync_dir(r->sessions_dir);
+
+		if (rc != 0) {
+			set_failure(r, "syncing session directory", rc);
+			return rc;
+		}
+		r->dir_dirty = 0;
+	}
 	return 0;
 }
 
@@ -784,6 +842,9 @@ static int finish_session(struct shim_recorder *r)
 		goto out;
 	}
 	rc = fsync_dir(r->sessions_dir);
+	if (rc == 0) {
+		r->dir_dirty = 0;
+	}
 	pthread_mutex_lock(&r->mu);
 	r->storage_used += flen;
 	hex32(f.chain_head, r->chain_hex);
@@ -793,6 +854,28 @@ out:
 	free(done);
 	shim_rec_writer_wipe(&r->w);
 	return rc;
+}
+
+/* Between sessions: the next session's ephemeral ECDH, so that
+ * shim_recorder_begin() has only to seal the key and write the header.
+ * Called without mu. */
+static void prepare_next(struct shim_recorder *r)
+{
+	uint8_t eph[SHIM_P256_PUB_LEN], shared[32];
+	const struct shim_crypto_ops *c = &r->port->crypto;
+	int rc = SHIM_ENOTSUP;
+
+	if (c->ecdh_ephemeral != NULL) {
+		rc = c->ecdh_ephemeral(c->ctx, r->recipient, eph, shared);
+	}
+	pthread_mutex_lock(&r->mu);
+	if (rc == 0 && !r->pre_ready) {
+		memcpy(r->pre_eph, eph, sizeof(eph));
+		memcpy(r->pre_shared, shared, sizeof(shared));
+		r->pre_ready = 1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	shim_memzero(shared, sizeof(shared));
 }
 
 static void *writer_main(void *arg)
@@ -813,15 +896,29 @@ static void *writer_main(void *arg)
 		}
 		if (r->qused == 0 && !r->end_req && !r->stop &&
 		    (deadline < 0 || now_ms() < deadline)) {
+			if (r->idle_work && !r->session_open) {
+				r->idle_work = 0;
+				pthread_mutex_unlock(&r->mu);
+				prepare_next(r);
+				pthread_mutex_lock(&r->mu);
+				continue;
+			}
+			/* Producers wake the writer only when it sleeps
+			 * without a deadline (nothing to sync yet) or the
+			 * queue fills up: a pending group commit collects
+			 * the rest when it is due (enqueue()). */
 			if (deadline < 0) {
+				r->wstate = W_IDLE;
 				pthread_cond_wait(&r->wake, &r->mu);
 			} else {
 				struct timespec ts;
 
+				r->wstate = W_TIMED;
 				ts.tv_sec = deadline / 1000;
 				ts.tv_nsec = (long)(deadline % 1000) * 1000000L;
 				pthread_cond_timedwait(&r->wake, &r->mu, &ts);
 			}
+			r->wstate = W_BUSY;
 			continue;
 		}
 		if (r->qused > 0) {
@@ -865,6 +962,7 @@ static void *writer_main(void *arg)
 			r->session_open = 0;
 			r->end_req = 0;
 			r->end_done = 1;
+			r->idle_work = 1;
 			pthread_cond_broadcast(&r->done);
 			continue;
 		}
@@ -900,6 +998,7 @@ static void recorder_free(struct shim_recorder *r)
 	}
 	free(r->item);
 	free(r->sessions_dir);
+	shim_memzero(r->pre_shared, sizeof(r->pre_shared));
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->done);
@@ -941,7 +1040,7 @@ int shim_recorder_open(struct shim_recorder **out,
 	pthread_cond_init(&r->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&r->done, NULL);
-	r->qcap = cfg->queue_bytes >= 4096 ? cfg->queue_bytes : 1024 * 1024;
+	r->qcap = cfg->queue_bytes >= 4096 ? cfg->queue_bytes : 256 * 1024;
 	r->q = calloc(1, r->qcap);
 	r->plain = calloc(1, SHIM_REC_MAX_PLAIN);
 	r->frame = calloc(1, SHIM_REC_MAX_BODY + 16);
@@ -976,7 +1075,15 @@ int shim_recorder_open(struct shim_recorder **out,
 	r->storage_used = scan_usage(r->sessions_dir);
 	prune(r);
 	load_last_head(r);
-	rc = pthread_create(&r->thread, NULL, writer_main, r);
+	r->idle_work = 1;
+	{
+		pthread_attr_t ta;
+
+		pthread_attr_init(&ta);
+		pthread_attr_setstacksize(&ta, WRITER_STACK);
+		rc = pthread_create(&r->thread, &ta, writer_main, r);
+		pthread_attr_destroy(&ta);
+	}
 	if (rc != 0) {
 		rc = SHIM_ENOMEM;
 		goto fail;
@@ -1052,26 +1159,36 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 {
 	struct shim_rec_header *h = &r->hdr;
 	uint8_t key[SHIM_REC_KEY_LEN];
+	uint8_t eph[SHIM_P256_PUB_LEN], shared[32];
 	uint8_t hdr[SHIM_REC_HEADER_MAX];
 	char *path = NULL;
 	size_t hlen;
-	int fd = -1, rc;
+	int fd = -1, rc, pre = 0;
 
 	session_id[0] = '\0';
 	pthread_mutex_lock(&r->mu);
 	rc = r->session_open ? SHIM_ESTATE : 0;
+	if (rc == 0 && r->pre_ready) {
+		/* taken whatever happens next: never used twice */
+		memcpy(eph, r->pre_eph, sizeof(eph));
+		memcpy(shared, r->pre_shared, sizeof(shared));
+		shim_memzero(r->pre_shared, sizeof(r->pre_shared));
+		r->pre_ready = 0;
+		pre = 1;
+	}
 	pthread_mutex_unlock(&r->mu);
 	if (rc != 0) {
-		return rc;
+		goto out;
 	}
 	if (technician_id == NULL || strlen(technician_id) > SHIM_REC_TECH_MAX ||
 	    r->cfg->shim_id == NULL || strlen(r->cfg->shim_id) > SHIM_REC_ID_MAX) {
-		return SHIM_EINVAL;
+		rc = SHIM_EINVAL;
+		goto out;
 	}
 	prune(r);
 	rc = shim_recorder_can_start(r);
 	if (rc != 0) {
-		return rc;
+		goto out;
 	}
 	memset(h, 0, sizeof(*h));
 	h->version = SHIM_REC_VERSION;
@@ -1091,7 +1208,12 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	if (rc != 0) {
 		goto out;
 	}
-	rc = shim_rec_seal_key(&r->port->crypto, r->recipient, key, h);
+	if (pre) {
+		rc = shim_rec_seal_key_shared(&r->port->crypto, r->recipient,
+					      eph, shared, key, h);
+	} else {
+		rc = shim_rec_seal_key(&r->port->crypto, r->recipient, key, h);
+	}
 	if (rc != 0) {
 		goto out;
 	}
@@ -1110,13 +1232,10 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 		rc = shim_err_from_errno(errno);
 		goto out;
 	}
+	/* Not synced here: the header becomes durable with the session's
+	 * first group commit, within sync_interval_ms, like any traffic
+	 * byte (recovery removes a file whose header did not make it). */
 	rc = write_all(fd, hdr, hlen);
-	if (rc == 0 && fdatasync(fd) != 0) {
-		rc = shim_err_from_errno(errno);
-	}
-	if (rc == 0) {
-		rc = fsync_dir(r->sessions_dir);
-	}
 	if (rc == 0) {
 		rc = shim_rec_writer_init(&r->w, &r->port->crypto, key, h, hdr,
 					  hlen, r->plain);
@@ -1131,8 +1250,9 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	r->fd = fd;
 	fd = -1;
 	r->good_size = hlen;
-	r->dirty = 0;
-	r->pending_since = -1;
+	r->dirty = 1;
+	r->dir_dirty = 1;
+	r->pending_since = now_ms();
 	r->over_budget = 0;
 	r->failed = 0;
 	r->failure[0] = '\0';
@@ -1147,13 +1267,23 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	r->end_done = 0;
 	snprintf(r->session_id, sizeof(r->session_id), "%s", h->session_id);
 	r->session_open = 1;
+	/* the writer now has a commit to schedule */
+	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->mu);
 	snprintf(session_id, SHIM_SESSION_ID_MAX, "%s", h->session_id);
 out:
 	if (fd >= 0) {
 		close(fd);
 	}
+	if (rc != 0 && pre) {
+		/* the material is spent: make fresh for the next try */
+		pthread_mutex_lock(&r->mu);
+		r->idle_work = 1;
+		pthread_cond_signal(&r->wake);
+		pthread_mutex_unlock(&r->mu);
+	}
 	shim_memzero(key, sizeof(key));
+	shim_memzero(shared, sizeof(shared));
 	free(path);
 	return rc;
 }
@@ -1179,7 +1309,14 @@ static int enqueue(struct shim_recorder *r, int kind, const uint8_t *buf,
 		q_push_item(r, kind, buf + off, n, wall, mono);
 		off += n;
 	} while (off < len);
-	pthread_cond_signal(&r->wake);
+	/* No wake-up while a group commit is pending: the writer takes
+	 * everything queued when it falls due (within sync_interval_ms of
+	 * the oldest unsynced byte, so within it of these bytes too), or
+	 * sooner once the queue passes a quarter full. */
+	if (r->wstate == W_IDLE ||
+	    (r->wstate == W_TIMED && r->qused > r->qcap / 4)) {
+		pthread_cond_signal(&r->wake);
+	}
 	return 0;
 }
 

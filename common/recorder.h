@@ -47,8 +47,14 @@ int shim_recorder_open(struct shim_recorder **out,
  * budget (max_bytes, min_free_bytes) forbids it. */
 int shim_recorder_can_start(struct shim_recorder *r);
 
-/* Starts a session for a technician; writes the header durably before
- * returning. session_id receives a fresh ID (NUL-terminated). */
+/* Starts a session for a technician: creates its file and writes the
+ * header, without waiting for the disk. The header becomes durable with
+ * the session's first group commit, within recording.sync_interval_ms,
+ * like any traffic byte; after a power cut inside that window, recovery
+ * at open removes the headerless file and logs it (nothing of the session
+ * had been recorded durably). session_id receives a fresh ID
+ * (NUL-terminated). The session key's ECDH is done by the writer thread
+ * beforehand, so this costs no public-key operation. */
 int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 			char session_id[SHIM_SESSION_ID_MAX]);
 

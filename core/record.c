@@ -482,25 +482,24 @@ static int header_ids_ok(const struct shim_rec_header *h)
 	       str_fits(h->technician_id, sizeof(h->technician_id));
 }
 
-int shim_rec_seal_key(const struct shim_crypto_ops *c,
-		      const uint8_t recipient_pub[SHIM_P256_PUB_LEN],
-		      const uint8_t key[SHIM_REC_KEY_LEN],
-		      struct shim_rec_header *h)
+int shim_rec_seal_key_shared(const struct shim_crypto_ops *c,
+			     const uint8_t recipient_pub[SHIM_P256_PUB_LEN],
+			     const uint8_t eph_pub[SHIM_P256_PUB_LEN],
+			     const uint8_t shared[32],
+			     const uint8_t key[SHIM_REC_KEY_LEN],
+			     struct shim_rec_header *h)
 {
 	static const uint8_t nonce[SHIM_GCM_NONCE_LEN];
-	uint8_t shared[32], kek[32];
+	uint8_t kek[32];
 	uint8_t aad[sizeof(SEAL_LABEL) + 3 + 2 * SHIM_REC_ID_MAX +
 		    SHIM_REC_TECH_MAX];
 	int rc;
 
-	if (c == NULL || c->ecdh_ephemeral == NULL || c->hash == NULL ||
-	    c->aead_seal == NULL || !header_ids_ok(h)) {
+	if (c == NULL || c->hash == NULL || c->aead_seal == NULL ||
+	    !header_ids_ok(h)) {
 		return SHIM_EINVAL;
 	}
-	rc = c->ecdh_ephemeral(c->ctx, recipient_pub, h->eph_pub, shared);
-	if (rc != 0) {
-		goto out;
-	}
+	memcpy(h->eph_pub, eph_pub, SHIM_P256_PUB_LEN);
 	rc = c->hash(c->ctx, SHIM_MD_SHA256, recipient_pub, SHIM_P256_PUB_LEN,
 		     h->recipient_id);
 	if (rc != 0) {
@@ -514,8 +513,27 @@ int shim_rec_seal_key(const struct shim_crypto_ops *c,
 	rc = c->aead_seal(c->ctx, kek, nonce, aad, seal_aad(h, aad), key,
 			  SHIM_REC_KEY_LEN, h->sealed_key, h->sealed_tag);
 out:
-	shim_memzero(shared, sizeof(shared));
 	shim_memzero(kek, sizeof(kek));
+	return rc;
+}
+
+int shim_rec_seal_key(const struct shim_crypto_ops *c,
+		      const uint8_t recipient_pub[SHIM_P256_PUB_LEN],
+		      const uint8_t key[SHIM_REC_KEY_LEN],
+		      struct shim_rec_header *h)
+{
+	uint8_t eph[SHIM_P256_PUB_LEN], shared[32];
+	int rc;
+
+	if (c == NULL || c->ecdh_ephemeral == NULL || !header_ids_ok(h)) {
+		return SHIM_EINVAL;
+	}
+	rc = c->ecdh_ephemeral(c->ctx, recipient_pub, eph, shared);
+	if (rc == 0) {
+		rc = shim_rec_seal_key_shared(c, recipient_pub, eph, shared,
+					      key, h);
+	}
+	shim_memzero(shared, sizeof(shared));
 	return rc;
 }
 

@@ -130,6 +130,16 @@ int shim_rec_seal_key(const struct shim_crypto_ops *c,
 		      const uint8_t key[SHIM_REC_KEY_LEN],
 		      struct shim_rec_header *h);
 
+/* The same with the ephemeral ECDH done beforehand: eph_pub and shared
+ * (x coordinate) come from one fresh ecdh_ephemeral() against
+ * recipient_pub and must be used for one session only. */
+int shim_rec_seal_key_shared(const struct shim_crypto_ops *c,
+			     const uint8_t recipient_pub[SHIM_P256_PUB_LEN],
+			     const uint8_t eph_pub[SHIM_P256_PUB_LEN],
+			     const uint8_t shared[32],
+			     const uint8_t key[SHIM_REC_KEY_LEN],
+			     struct shim_rec_header *h);
+
 /* Opens the sealed key given the ECDH shared secret (x coordinate) of the
  * recipient private key and h->eph_pub, and the recipient public key.
  * SHIM_ECRYPTO when it does not open (wrong key or altered header). */
