@@ -553,16 +553,38 @@ static void *flusher_main(void *arg)
 
 	pthread_mutex_lock(&el->mu);
 	for (;;) {
+		/* Asleep until there is something to commit; the only timers
+		 * are those of work held back by the once-a-second limits (a
+		 * sequence backup, a cursor checkpoint after deliveries). */
 		while (el->durable_gen == el->write_gen &&
 		       (!el->closing || el->sender_started)) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&el->cv_flush, &el->mu, &ts);
+			int64_t due = -1, now = now_mono(el);
+
 			if (el->spool != NULL &&
-			    now_mono(el) - el->last_checkpoint_ns >
-				    CHECKPOINT_NS) {
+			    shim_spool_checkpoint_pending(el->spool)) {
+				due = el->last_checkpoint_ns + CHECKPOINT_NS;
+			}
+			if (el->next_seq != el->seq_saved &&
+			    (due < 0 ||
+			     el->last_seq_save_ns + CHECKPOINT_NS < due)) {
+				due = el->last_seq_save_ns + CHECKPOINT_NS;
+			}
+			if (due < 0) {
+				pthread_cond_wait(&el->cv_flush, &el->mu);
+				continue;
+			}
+			if (now > due) {
 				break;
 			}
+			due = due - now + 1000000LL;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += (time_t)(due / 1000000000LL);
+			ts.tv_nsec += (long)(due % 1000000000LL);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&el->cv_flush, &el->mu, &ts);
 		}
 		if (el->closing && el->durable_gen == el->write_gen &&
 		    el->sender_started == 0) {
@@ -766,6 +788,7 @@ static void *sender_main(void *arg)
 	size_t fl_head = 0, fl_count = 0;
 	uint8_t *batch, *rbuf;
 	int64_t next_attempt = 0, confirm_ns = CONFIRM_MIN_NS;
+	uint64_t seen_commits = 0;
 	unsigned fails = 0;
 	char err[160];
 
@@ -895,6 +918,9 @@ static void *sender_main(void *arg)
 			int rc = 0;
 
 			pthread_mutex_lock(&el->mu);
+			/* records committed after this point wake the wait
+			 * below (cv_send after each commit) */
+			seen_commits = el->commits;
 			while (blen < SEND_BATCH && fl_count < INFLIGHT_MAX) {
 				struct shim_spool_rec rec;
 				int hl;
@@ -996,14 +1022,25 @@ static void *sender_main(void *arg)
 					fl_head = (fl_head + 1) % INFLIGHT_MAX;
 					fl_count--;
 				}
+				/* the flusher checkpoints the new cursor */
+				if (shim_spool_checkpoint_pending(el->spool)) {
+					pthread_cond_signal(&el->cv_flush);
+				}
 				pthread_mutex_unlock(&el->mu);
 			}
 			if (blen == 0) {
 				pthread_mutex_lock(&el->mu);
-				if (fl_count == 0) {
-					sender_wait(el, el->closing ?
-							10000000LL :
-							200000000LL);
+				if (fl_count == 0 && el->closing) {
+					sender_wait(el, 10000000LL);
+				} else if (fl_count == 0 &&
+					   el->commits == seen_commits) {
+					/* Idle: asleep until the next commit
+					 * or close. A link the peer dropped
+					 * meanwhile shows at the next write,
+					 * and whatever that write carried is
+					 * sent again after the reconnect. */
+					pthread_cond_wait(&el->cv_send,
+							  &el->mu);
 				}
 				pthread_mutex_unlock(&el->mu);
 			}

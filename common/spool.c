@@ -1001,6 +1001,18 @@ void shim_spool_rewind(struct shim_spool *sp)
 	}
 }
 
+int shim_spool_checkpoint_pending(const struct shim_spool *sp)
+{
+	int i;
+
+	for (i = 0; i < SHIM_SPOOL_LANES; i++) {
+		if (pos_cmp(sp->saved_ack[i], sp->lanes[i].ack) != 0) {
+			return 1;
+		}
+	}
+	return sp->saved_dropped != sp->dropped;
+}
+
 int shim_spool_checkpoint_begin(struct shim_spool *sp,
 				struct shim_spool_ckpt *c)
 {

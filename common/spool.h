@@ -140,6 +140,10 @@ int shim_spool_checkpoint_write(struct shim_spool_ckpt *c);
 void shim_spool_checkpoint_done(struct shim_spool *sp,
 				const struct shim_spool_ckpt *c);
 
+/* 1 when the acknowledged cursors or the drop counter differ from the
+ * last checkpoint (a checkpoint would write something). */
+int shim_spool_checkpoint_pending(const struct shim_spool *sp);
+
 void shim_spool_status(struct shim_spool *sp, struct shim_spool_status *st);
 
 /* Checkpoints and closes. NULL is accepted. */
