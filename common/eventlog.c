@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -51,6 +53,9 @@
 #define SEND_BATCH 65536
 #define INFLIGHT_MAX 32768
 #define PRIORITY_WAIT_MS 2000
+/* Stack of the flusher and sender threads: buffers are on the heap; the
+ * deepest use is an mbedTLS handshake, a few KiB. */
+#define THREAD_STACK (256u * 1024)
 
 struct inflight {
 	enum shim_spool_lane lane;
@@ -66,6 +71,8 @@ struct shim_eventlog {
 	pthread_cond_t cv_flush;     /* flusher: work to do */
 	pthread_cond_t cv_durable;   /* emitters: a commit finished */
 	pthread_cond_t cv_send;      /* sender: records ready or closing */
+	int wake_efd;                /* sender polling its socket: the same */
+	int sender_polling;
 
 	/* identity and formatting */
 	char shim_id[SHIM_SHIM_ID_MAX];
@@ -541,6 +548,57 @@ void shim_eventlog_sink(struct shim_eventlog *el,
 	ops->ctx = el;
 }
 
+/* Wakes the sender, whether it waits on cv_send or polls its socket.
+ * Lock held. */
+static void sender_kick(struct shim_eventlog *el)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	pthread_cond_broadcast(&el->cv_send);
+	if (el->sender_polling && el->wake_efd >= 0) {
+		n = write(el->wake_efd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+/* Connected and idle: sleeps until a commit, close, or the peer closing
+ * the connection (so a dropped link shows at once, without a timer).
+ * Without the lock. */
+static void sender_idle(struct shim_eventlog *el, struct shim_siem_conn *conn,
+			uint64_t seen_commits)
+{
+	struct pollfd pfd[2];
+	uint64_t v;
+	ssize_t n;
+	int rc;
+
+	pthread_mutex_lock(&el->mu);
+	if (el->closing || el->commits != seen_commits) {
+		pthread_mutex_unlock(&el->mu);
+		return;
+	}
+	el->sender_polling = 1;
+	pthread_mutex_unlock(&el->mu);
+	pfd[0].fd = shim_siem_fd(conn);
+	pfd[0].events = POLLIN | POLLRDHUP;
+	pfd[0].revents = 0;
+	pfd[1].fd = el->wake_efd;
+	pfd[1].events = POLLIN;
+	pfd[1].revents = 0;
+	do {
+		rc = poll(pfd, 2, -1);
+	} while (rc < 0 && errno == EINTR);
+	pthread_mutex_lock(&el->mu);
+	el->sender_polling = 0;
+	pthread_mutex_unlock(&el->mu);
+	if (pfd[1].revents & POLLIN) {
+		n = read(el->wake_efd, &v, sizeof(v));
+		(void)n;
+	}
+	/* The caller's next shim_siem_check() sees a closed peer. */
+}
+
 /* ---- flusher: group commit --------------------------------------------- */
 
 static void *flusher_main(void *arg)
@@ -669,7 +727,7 @@ static void *flusher_main(void *arg)
 		}
 		el->commits++;
 		pthread_cond_broadcast(&el->cv_durable);
-		pthread_cond_signal(&el->cv_send);
+		sender_kick(el);
 		if (el->closing && el->sender_started == 0 &&
 		    el->durable_gen == el->write_gen) {
 			break;
@@ -1028,21 +1086,26 @@ static void *sender_main(void *arg)
 				}
 				pthread_mutex_unlock(&el->mu);
 			}
-			if (blen == 0) {
+			if (blen == 0 && fl_count == 0) {
+				int closing;
+
 				pthread_mutex_lock(&el->mu);
-				if (fl_count == 0 && el->closing) {
-					sender_wait(el, 10000000LL);
-				} else if (fl_count == 0 &&
-					   el->commits == seen_commits) {
-					/* Idle: asleep until the next commit
-					 * or close. A link the peer dropped
-					 * meanwhile shows at the next write,
-					 * and whatever that write carried is
-					 * sent again after the reconnect. */
-					pthread_cond_wait(&el->cv_send,
-							  &el->mu);
-				}
+				closing = el->closing;
 				pthread_mutex_unlock(&el->mu);
+				if (!closing && el->wake_efd >= 0) {
+					/* Idle: asleep until the next commit,
+					 * close, or the peer hanging up. */
+					sender_idle(el, conn, seen_commits);
+				} else {
+					pthread_mutex_lock(&el->mu);
+					if (el->closing ||
+					    el->commits == seen_commits) {
+						sender_wait(el, el->closing ?
+							10000000LL :
+							200000000LL);
+					}
+					pthread_mutex_unlock(&el->mu);
+				}
 			}
 		}
 	}
@@ -1073,6 +1136,7 @@ int shim_eventlog_open(struct shim_eventlog **out,
 	struct shim_eventlog *el;
 	struct shim_spool_status sst;
 	char *spool_dir = NULL, rotated[4096];
+	pthread_attr_t ta;
 	uint64_t seq;
 	int rc;
 
@@ -1092,6 +1156,7 @@ int shim_eventlog_open(struct shim_eventlog **out,
 	pthread_cond_init(&el->cv_flush, NULL);
 	pthread_cond_init(&el->cv_durable, NULL);
 	pthread_cond_init(&el->cv_send, NULL);
+	el->wake_efd = -1;
 	snprintf(el->shim_id, sizeof(el->shim_id), "%s",
 		 cfg->shim_id != NULL ? cfg->shim_id : "");
 	if (gethostname(el->hostname, sizeof(el->hostname) - 1) != 0) {
@@ -1197,19 +1262,25 @@ int shim_eventlog_open(struct shim_eventlog **out,
 	el->last_checkpoint_ns = now_mono(el);
 	el->outage_since_ns = now_mono(el);
 
-	if (pthread_create(&el->flusher, NULL, flusher_main, el) != 0) {
+	pthread_attr_init(&ta);
+	pthread_attr_setstacksize(&ta, THREAD_STACK);
+	if (pthread_create(&el->flusher, &ta, flusher_main, el) != 0) {
+		pthread_attr_destroy(&ta);
 		rc = SHIM_ENOMEM;
 		goto fail;
 	}
 	el->flusher_started = 1;
 	if (el->spool != NULL && el->link_error[0] == '\0') {
+		/* without it the sender falls back to waking every 200 ms */
+		el->wake_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		el->sender_started = 1;
-		if (pthread_create(&el->sender, NULL, sender_main, el) != 0) {
+		if (pthread_create(&el->sender, &ta, sender_main, el) != 0) {
 			el->sender_started = 0;
 			snprintf(el->link_error, sizeof(el->link_error),
 				 "cannot start the sender thread");
 		}
 	}
+	pthread_attr_destroy(&ta);
 	*out = el;
 	return 0;
 fail:
@@ -1316,7 +1387,7 @@ void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms)
 					1000000LL;
 	sender = el->sender_started;
 	flusher = el->flusher_started;
-	pthread_cond_broadcast(&el->cv_send);
+	sender_kick(el);
 	pthread_cond_broadcast(&el->cv_flush);
 	pthread_mutex_unlock(&el->mu);
 	if (sender) {
@@ -1348,6 +1419,9 @@ void shim_eventlog_close(struct shim_eventlog *el, int timeout_ms)
 	free(el->ca);
 	free(el->client_cert);
 	free(el->client_key);
+	if (el->wake_efd >= 0) {
+		close(el->wake_efd);
+	}
 	pthread_cond_destroy(&el->cv_send);
 	pthread_cond_destroy(&el->cv_durable);
 	pthread_cond_destroy(&el->cv_flush);

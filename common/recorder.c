@@ -856,15 +856,16 @@ out:
 	return rc;
 }
 
-/* Between sessions: the next session's ephemeral ECDH, so that
- * shim_recorder_begin() has only to seal the key and write the header.
- * Called without mu. */
+/* Between sessions: retention, and the next session's ephemeral ECDH,
+ * so that shim_recorder_begin() has only to seal the key and write the
+ * header. Called without mu. */
 static void prepare_next(struct shim_recorder *r)
 {
 	uint8_t eph[SHIM_P256_PUB_LEN], shared[32];
 	const struct shim_crypto_ops *c = &r->port->crypto;
 	int rc = SHIM_ENOTSUP;
 
+	prune(r);
 	if (c->ecdh_ephemeral != NULL) {
 		rc = c->ecdh_ephemeral(c->ctx, r->recipient, eph, shared);
 	}
@@ -1185,8 +1186,13 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 		rc = SHIM_EINVAL;
 		goto out;
 	}
-	prune(r);
+	/* Retention runs in the writer after each session; here only when
+	 * the budget needs the room. */
 	rc = shim_recorder_can_start(r);
+	if (rc == SHIM_ENOSPC && r->cfg->retention_days != 0) {
+		prune(r);
+		rc = shim_recorder_can_start(r);
+	}
 	if (rc != 0) {
 		goto out;
 	}

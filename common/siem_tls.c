@@ -585,6 +585,11 @@ int shim_siem_check(struct shim_siem_conn *c, int wait_ms, char *err,
 	return SHIM_EDISCONN;
 }
 
+int shim_siem_fd(const struct shim_siem_conn *c)
+{
+	return c->fd;
+}
+
 uint64_t shim_siem_wire_sent(const struct shim_siem_conn *c)
 {
 	return c->wire_sent;

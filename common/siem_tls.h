@@ -60,6 +60,10 @@ int shim_siem_write(struct shim_siem_conn *c, const uint8_t *buf,
 int shim_siem_check(struct shim_siem_conn *c, int wait_ms, char *err,
 		    size_t errcap);
 
+/* The connection's socket, to poll for the peer closing it (then call
+ * shim_siem_check()). */
+int shim_siem_fd(const struct shim_siem_conn *c);
+
 /* Bytes written on the wire so far (TLS records included) and how many of
  * them the peer's TCP has acknowledged. */
 uint64_t shim_siem_wire_sent(const struct shim_siem_conn *c);
