@@ -100,6 +100,99 @@ static enum shim_rec_status read_back(const struct shim_config *cfg,
 	return res.status;
 }
 
+/* Reads a session file as a crash would leave it: what is readable. */
+static void read_part(const struct shim_config *cfg, const char *id,
+		      struct shim_rec_result *res)
+{
+	static uint8_t rbuf[SHIM_REC_READER_BUF];
+	struct shim_rec_reader r;
+	char path[256];
+	uint8_t buf[8192];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sessions/%s.part", cfg->storage_root,
+		 id);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	shim_rec_reader_init(&r, &lp.port.crypto, NULL, rbuf, sizeof(rbuf));
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		shim_rec_reader_feed(&r, buf, n);
+	}
+	fclose(f);
+	shim_rec_reader_finish(&r, NULL, res);
+}
+
+/* Bytes queued while a group commit is already pending (no wake-up for
+ * them) are still in the file when the commit falls due, with nothing
+ * else happening; the header is there from begin on. */
+static void test_group_commit_takes_late_bytes(void **state)
+{
+	struct shim_config cfg;
+	struct shim_recorder *r;
+	struct shim_rec_result res;
+	char id[SHIM_SESSION_ID_MAX];
+	uint8_t a = 'a', b = 'b', c = 'c';
+	int round;
+
+	(void)state;
+	make_cfg(&cfg, "late");
+	cfg.sync_interval_ms = 100;
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
+			 0);
+	assert_int_equal(shim_recorder_begin(r, "alice", id), 0);
+	read_part(&cfg, id, &res);
+	assert_true(res.have_header);
+	for (round = 0; round < 3; round++) {
+		/* the first byte starts the commit window, the others
+		 * arrive inside it */
+		assert_int_equal(shim_recorder_traffic(r, SHIM_DIR_IN, &a, 1,
+						       shim_linux_wall_ns(),
+						       shim_linux_mono_ns()),
+				 0);
+		usleep(20000);
+		assert_int_equal(shim_recorder_traffic(r, SHIM_DIR_OUT, &b, 1,
+						       shim_linux_wall_ns(),
+						       shim_linux_mono_ns()),
+				 0);
+		usleep(20000);
+		assert_int_equal(shim_recorder_traffic(r, SHIM_DIR_IN, &c, 1,
+						       shim_linux_wall_ns(),
+						       shim_linux_mono_ns()),
+				 0);
+		/* well past the window even on a loaded machine */
+		usleep(600000);
+		read_part(&cfg, id, &res);
+		assert_true(res.have_header);
+		assert_int_equal(res.bytes_in, 2 * (round + 1));
+		assert_int_equal(res.bytes_out, round + 1);
+	}
+	assert_int_equal(shim_recorder_end(r, "technician_disconnect",
+					   shim_linux_wall_ns(),
+					   shim_linux_mono_ns()),
+			 0);
+	/* a second session begins with key material made in between */
+	usleep(50000);
+	assert_int_equal(shim_recorder_begin(r, "bob", id), 0);
+	assert_int_equal(shim_recorder_traffic(r, SHIM_DIR_IN, &a, 1,
+					       shim_linux_wall_ns(),
+					       shim_linux_mono_ns()),
+			 0);
+	assert_int_equal(shim_recorder_end(r, "technician_disconnect",
+					   shim_linux_wall_ns(),
+					   shim_linux_mono_ns()),
+			 0);
+	shim_recorder_close(r, "shutdown");
+	{
+		uint64_t in, out;
+
+		assert_int_equal(read_back(&cfg, id, &in, &out),
+				 SHIM_REC_COMPLETE);
+		assert_int_equal(in, 1);
+	}
+	shim_config_free(&cfg);
+}
+
 static void test_backpressure_and_wakeup(void **state)
 {
 	struct shim_config cfg;
@@ -299,11 +392,21 @@ static void test_recovery_at_open(void **state)
 	assert_non_null(f);
 	fwrite("SHIMREC", 1, 7, f);
 	fclose(f);
+	/* and an empty one: created, header not yet on disk at the cut */
+	snprintf(done, sizeof(done), "%s/sessions/20261124T000001Z-000001.part",
+		 cfg.storage_root);
+	f = fopen(done, "wb");
+	assert_non_null(f);
+	fclose(f);
 	rec_count = 0;
 	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, on_recovered,
 					    NULL),
 			 0);
 	assert_int_equal(rec_count, 1);
+	/* both headerless files removed, neither reported as a session */
+	assert_int_not_equal(access(done, F_OK), 0);
+	snprintf(done, sizeof(done), "%s/sessions/20261124T000000Z-000000.part",
+		 cfg.storage_root);
 	assert_int_not_equal(access(done, F_OK), 0);
 	assert_int_equal(read_back(&cfg, id, &in, &out), SHIM_REC_COMPLETE);
 	assert_int_equal(in, sizeof(b));
@@ -315,6 +418,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backpressure_and_wakeup),
+		cmocka_unit_test(test_group_commit_takes_late_bytes),
 		cmocka_unit_test(test_state_rules),
 		cmocka_unit_test(test_budget_and_retention),
 		cmocka_unit_test(test_recovery_at_open),
