@@ -1,0 +1,51 @@
+/*
+ * P-256 key files for the tamper tools: public keys in PEM (inventory,
+ * reset authority), private keys in PEM (authority, identity CSR), and a
+ * verifier that keeps a parsed key for many verifications (the monitor).
+ */
+#ifndef SHIM_COMMON_P256KEY_H
+#define SHIM_COMMON_P256KEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "port.h"
+
+/* Raw public point from a PEM (or DER) public key, or from a private key
+ * file (its public half). SHIM_EINVAL when it is not a P-256 key. */
+int shim_p256_pub_parse(const uint8_t *buf, size_t len,
+			uint8_t pub[SHIM_P256_PUB_LEN]);
+int shim_p256_pub_load(const char *path, uint8_t pub[SHIM_P256_PUB_LEN]);
+
+/* PEM "PUBLIC KEY" text of a raw point. */
+int shim_p256_pub_pem(const uint8_t pub[SHIM_P256_PUB_LEN], char *buf,
+		      size_t cap);
+
+/* Makes a P-256 key, writes it as PEM to path (0600, refuses to replace
+ * an existing file: SHIM_EEXIST) and returns its public point. */
+int shim_p256_keygen(const char *path, uint8_t pub[SHIM_P256_PUB_LEN]);
+
+/* Signs a SHA-256 digest with the private key in path (raw r || s). */
+int shim_p256_sign_with(const char *path, const uint8_t digest[32],
+			uint8_t sig[SHIM_P256_SIG_LEN]);
+
+/* SHA-256 of a buffer, and of a whole file as 64 hex characters. */
+void shim_sha256(const uint8_t *buf, size_t len, uint8_t out[32]);
+int shim_sha256_file_hex(const char *path, char hex[65]);
+
+/*
+ * A verifier holds one parsed public key. Verification is thread-safe
+ * when shim_p256_verifier_threadsafe() says so (OpenSSL build).
+ */
+struct shim_p256_verifier;
+
+struct shim_p256_verifier *shim_p256_verifier_new(
+	const uint8_t pub[SHIM_P256_PUB_LEN]);
+int shim_p256_verifier_verify(struct shim_p256_verifier *v,
+			      const uint8_t digest[32],
+			      const uint8_t sig[SHIM_P256_SIG_LEN]);
+void shim_p256_verifier_free(struct shim_p256_verifier *v);
+int shim_p256_verifier_threadsafe(void);
+const char *shim_p256_verifier_backend(void);
+
+#endif
