@@ -20,6 +20,7 @@
 #include "monitor.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,10 @@ struct shim_monitor {
 	size_t index_cap;
 	double default_period;
 	uint64_t lines, malformed, foreign;
+	/* batch scratch */
+	struct shim_mon_line *scr;
+	int *prc, *vrc;
+	size_t scr_cap;
 };
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -479,6 +484,9 @@ void shim_mon_free(struct shim_monitor *m)
 	}
 	free(m->e);
 	free(m->index);
+	free(m->scr);
+	free(m->prc);
+	free(m->vrc);
 	free(m);
 }
 
@@ -892,4 +900,97 @@ void shim_mon_count_line(struct shim_monitor *m, int parse_rc)
 	} else if (parse_rc == SHIM_ENOENT) {
 		m->foreign++;
 	}
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+struct job {
+	struct shim_monitor *m;
+	const char *const *lines;
+	const size_t *lens;
+	size_t a, b;
+};
+
+static void *work(void *arg)
+{
+	struct job *j = arg;
+	struct shim_monitor *m = j->m;
+	size_t i;
+
+	for (i = j->a; i < j->b; i++) {
+		m->prc[i] = shim_mon_parse_line(j->lines[i], j->lens[i],
+						&m->scr[i]);
+		m->vrc[i] = SHIM_ESIG;
+		if (m->prc[i] == 0 && shim_mon_is_signed(&m->scr[i])) {
+			m->vrc[i] = shim_mon_verify(m, &m->scr[i]);
+		}
+	}
+	return NULL;
+}
+
+#define MAX_THREADS 64
+
+int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
+			const size_t *lens, size_t n, unsigned threads,
+			shim_mon_alarm_cb cb, void *ctx)
+{
+	struct job jobs[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	int started[MAX_THREADS];
+	unsigned t, raised;
+	size_t i;
+
+	if (n > m->scr_cap) {
+		free(m->scr);
+		free(m->prc);
+		free(m->vrc);
+		m->scr = malloc(n * sizeof(*m->scr));
+		m->prc = malloc(n * sizeof(*m->prc));
+		m->vrc = malloc(n * sizeof(*m->vrc));
+		if (m->scr == NULL || m->prc == NULL || m->vrc == NULL) {
+			m->scr_cap = 0;
+			return SHIM_ENOMEM;
+		}
+		m->scr_cap = n;
+	}
+	if (!shim_p256_verifier_threadsafe() || threads < 1) {
+		threads = 1;
+	}
+	if (threads > MAX_THREADS) {
+		threads = MAX_THREADS;
+	}
+	if (threads > n / 16 + 1) {
+		threads = (unsigned)(n / 16 + 1);
+	}
+	for (t = 0; t < threads; t++) {
+		jobs[t].m = m;
+		jobs[t].lines = lines;
+		jobs[t].lens = lens;
+		jobs[t].a = n * t / threads;
+		jobs[t].b = n * (t + 1) / threads;
+		started[t] = 0;
+	}
+	for (t = 1; t < threads; t++) {
+		started[t] = pthread_create(&tid[t], NULL, work, &jobs[t]) == 0;
+		if (!started[t]) {
+			work(&jobs[t]);
+		}
+	}
+	work(&jobs[0]);
+	for (t = 1; t < threads; t++) {
+		if (started[t]) {
+			pthread_join(tid[t], NULL);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		shim_mon_count_line(m, m->prc[i]);
+		if (m->prc[i] != 0) {
+			continue;
+		}
+		raised = shim_mon_apply(m, &m->scr[i], m->vrc[i]);
+		if (raised != 0 && cb != NULL) {
+			cb(ctx, &m->scr[i], raised);
+		}
+	}
+	return 0;
 }

@@ -86,6 +86,18 @@ int shim_mon_verify(const struct shim_monitor *m, const struct shim_mon_line *l)
 unsigned shim_mon_apply(struct shim_monitor *m, const struct shim_mon_line *l,
 			int verify_rc);
 
+/*
+ * Parses, verifies and applies n lines in order. Parsing and verification
+ * run on up to `threads` threads (1 when the verifier is not thread-safe);
+ * the state changes happen in log order on the calling thread. cb (may be
+ * NULL) is called for each line that raised an alarm.
+ */
+typedef void (*shim_mon_alarm_cb)(void *ctx, const struct shim_mon_line *l,
+				  unsigned raised);
+int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
+			const size_t *lens, size_t n, unsigned threads,
+			shim_mon_alarm_cb cb, void *ctx);
+
 struct shim_mon_report {
 	char shim_id[SHIM_SHIM_ID_MAX];
 	enum shim_mon_verdict verdict;

@@ -20,10 +20,13 @@
 
 /* tamper blob: magic 4, version 1, flags 1, latched 1, pad 1,
  * boot_count 8, install_id 16, since_ns 8, reset_count 4, used_next 4,
- * last_reset_issued 8, event 32, detail 128, used 16 * 24, crc 4, [sig] */
+ * last_reset_issued 8, event 32, detail 128, used 16 * 24, pending 1,
+ * method 12, by 64, reason 160, cleared 32, pad 3, crc 4, [sig] */
 #define USED_LEN (SHIM_TAMPER_USED_NONCES * (SHIM_TAMPER_NONCE_LEN + 8))
+#define RESET_LEN (1 + 12 + SHIM_TOKEN_ISSUER_MAX + SHIM_TOKEN_REASON_MAX + \
+		   SHIM_TAMPER_EVENT_MAX)
 #define STATE_BODY (8 + 8 + 16 + 8 + 4 + 4 + 8 + SHIM_TAMPER_EVENT_MAX + \
-		    SHIM_TAMPER_DETAIL_MAX + USED_LEN)
+		    SHIM_TAMPER_DETAIL_MAX + USED_LEN + RESET_LEN + 3)
 #define STATE_LEN (STATE_BODY + 4)
 
 #define BLOB_MAX (STATE_LEN + SHIM_P256_SIG_LEN)
@@ -174,6 +177,14 @@ static int save_state(struct shim_tamper *t)
 		shim_put_u64(p, (uint64_t)t->used[i].expires);
 		p += 8;
 	}
+	*p++ = t->reset_pending ? 1 : 0;
+	memcpy(p, t->reset_method, sizeof(t->reset_method));
+	p += sizeof(t->reset_method);
+	memcpy(p, t->reset_by, sizeof(t->reset_by));
+	p += sizeof(t->reset_by);
+	memcpy(p, t->reset_reason, sizeof(t->reset_reason));
+	p += sizeof(t->reset_reason);
+	memcpy(p, t->reset_cleared, sizeof(t->reset_cleared));
 	n = blob_seal(t, buf, STATE_BODY);
 	if (n < 0) {
 		return n;
@@ -213,6 +224,18 @@ static void decode_state(struct shim_tamper *t, const uint8_t *buf,
 		t->used[i].expires = (int64_t)shim_get_u64(p);
 		p += 8;
 	}
+	t->reset_pending = *p++ != 0;
+	memcpy(t->reset_method, p, sizeof(t->reset_method));
+	t->reset_method[sizeof(t->reset_method) - 1] = '\0';
+	p += sizeof(t->reset_method);
+	memcpy(t->reset_by, p, sizeof(t->reset_by));
+	t->reset_by[sizeof(t->reset_by) - 1] = '\0';
+	p += sizeof(t->reset_by);
+	memcpy(t->reset_reason, p, sizeof(t->reset_reason));
+	t->reset_reason[sizeof(t->reset_reason) - 1] = '\0';
+	p += sizeof(t->reset_reason);
+	memcpy(t->reset_cleared, p, sizeof(t->reset_cleared));
+	t->reset_cleared[sizeof(t->reset_cleared) - 1] = '\0';
 }
 
 /* Sets the latch in memory only. */
@@ -246,8 +269,8 @@ static const char *check_name(int rc)
 	return rc == SHIM_ESIG ? "state_forged" : "state_corrupt";
 }
 
-int shim_tamper_open(struct shim_tamper *t, const struct shim_port *port,
-		     const char *shim_id)
+static int tamper_load(struct shim_tamper *t, const struct shim_port *port,
+		       const char *shim_id, int count)
 {
 	uint8_t boot[BLOB_MAX], state[BLOB_MAX];
 	uint8_t pub[SHIM_P256_PUB_LEN];
@@ -343,6 +366,11 @@ int shim_tamper_open(struct shim_tamper *t, const struct shim_port *port,
 	}
 
 count:
+	if (!count) {
+		t->boot_count = boot_count;
+		rc = 0;
+		goto out;
+	}
 	t->boot_count = boot_count + 1;
 	/* Tamper record first: a crash before the boot record is written
 	 * leaves mirror == boot + 1, which the next start accepts. */
@@ -359,6 +387,26 @@ out:
 	shim_memzero(boot, sizeof(boot));
 	shim_memzero(state, sizeof(state));
 	return rc;
+}
+
+int shim_tamper_open(struct shim_tamper *t, const struct shim_port *port,
+		     const char *shim_id)
+{
+	return tamper_load(t, port, shim_id, 1);
+}
+
+int shim_tamper_load(struct shim_tamper *t, const struct shim_port *port,
+		     const char *shim_id)
+{
+	return tamper_load(t, port, shim_id, 0);
+}
+
+/* Writes both records: tamper first (see the order note in open). */
+static int save_all(struct shim_tamper *t)
+{
+	int rc = save_state(t);
+
+	return rc != 0 ? rc : save_boot(t);
 }
 
 int shim_tamper_trip(struct shim_tamper *t, const char *event,
@@ -836,10 +884,16 @@ int shim_tamper_reset_token(struct shim_tamper *t,
 	t->used[t->used_next].expires = tok->expires;
 	t->used_next = (t->used_next + 1) % SHIM_TAMPER_USED_NONCES;
 	t->last_reset_issued = tok->issued;
+	t->reset_pending = 1;
+	copy_str(t->reset_method, sizeof(t->reset_method), "token");
+	copy_str(t->reset_by, sizeof(t->reset_by), tok->issuer);
+	copy_str(t->reset_reason, sizeof(t->reset_reason), tok->reason);
+	copy_str(t->reset_cleared, sizeof(t->reset_cleared),
+		 t->latched ? t->event : "");
 	t->latched = 0;
 	t->tripped_at_open = 0;
 	t->reset_count++;
-	rc = save_state(t);
+	rc = save_all(t);
 	if (rc != 0) {
 		/* Not persisted: the token is not spent and the latch holds. */
 		*t = saved;
@@ -855,10 +909,17 @@ int shim_tamper_reset_physical(struct shim_tamper *t, int64_t wall_ns)
 	struct shim_tamper saved = *t;
 	int rc;
 
+	t->reset_pending = 1;
+	copy_str(t->reset_method, sizeof(t->reset_method), "reset_key");
+	copy_str(t->reset_by, sizeof(t->reset_by), "reset_key");
+	copy_str(t->reset_reason, sizeof(t->reset_reason),
+		 "physical reset key held at start");
+	copy_str(t->reset_cleared, sizeof(t->reset_cleared),
+		 t->latched ? t->event : "");
 	t->latched = 0;
 	t->tripped_at_open = 0;
 	t->reset_count++;
-	rc = save_state(t);
+	rc = save_all(t);
 	if (rc != 0) {
 		*t = saved;
 	}
@@ -898,33 +959,25 @@ int shim_tamper_stop_event(const struct shim_tamper *t, struct shim_event *ev,
 }
 
 int shim_tamper_reset_event(const struct shim_tamper *t,
-			    const struct shim_reset_token *tok,
-			    const char *cleared_event, struct shim_event *ev,
-			    int64_t wall_ns)
+			    struct shim_event *ev, int64_t wall_ns)
 {
-	static const char hexd[] = "0123456789abcdef";
-	char hex[2 * SHIM_TAMPER_NONCE_LEN + 1];
-	size_t i;
 	int rc;
 
 	rc = shim_event_init(ev, "tamper_reset", SHIM_SEV_NOTICE, wall_ns);
-	rc = rc ? rc : shim_event_add(ev, "cleared", cleared_event);
-	if (tok != NULL) {
-		for (i = 0; i < SHIM_TAMPER_NONCE_LEN; i++) {
-			hex[2 * i] = hexd[tok->nonce[i] >> 4];
-			hex[2 * i + 1] = hexd[tok->nonce[i] & 15];
-		}
-		hex[sizeof(hex) - 1] = '\0';
-		rc = rc ? rc : shim_event_add(ev, "method", "token");
-		rc = rc ? rc : shim_event_add(ev, "by", tok->issuer);
-		rc = rc ? rc : shim_event_add(ev, "reason", tok->reason);
-		rc = rc ? rc : shim_event_add(ev, "nonce", hex);
-	} else {
-		rc = rc ? rc : shim_event_add(ev, "method", "reset_key");
-		rc = rc ? rc : shim_event_add(ev, "by", "reset_key");
-		rc = rc ? rc : shim_event_add(ev, "reason", "physical reset key held at start");
-	}
+	rc = rc ? rc : shim_event_add(ev, "method", t->reset_method);
+	rc = rc ? rc : shim_event_add(ev, "by", t->reset_by);
+	rc = rc ? rc : shim_event_add(ev, "reason", t->reset_reason);
+	rc = rc ? rc : shim_event_add(ev, "cleared", t->reset_cleared);
 	rc = rc ? rc : shim_event_add_u64(ev, "resets", t->reset_count);
 	ev->sign = 1;
 	return rc;
+}
+
+int shim_tamper_reset_reported(struct shim_tamper *t)
+{
+	if (!t->reset_pending) {
+		return 0;
+	}
+	t->reset_pending = 0;
+	return save_state(t);
 }

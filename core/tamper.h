@@ -31,6 +31,8 @@
 #define SHIM_TAMPER_BLOB_BOOT "boot"
 #define SHIM_TAMPER_BLOB_STATE "tamper"
 
+#define SHIM_TOKEN_ISSUER_MAX 64
+#define SHIM_TOKEN_REASON_MAX 160
 #define SHIM_TAMPER_EVENT_MAX 32
 #define SHIM_TAMPER_DETAIL_MAX 128
 #define SHIM_TAMPER_NONCE_LEN 16
@@ -40,8 +42,6 @@
 #define SHIM_TOKEN_PREFIX "SRT1."
 #define SHIM_TOKEN_MAX 1200        /* longest token string accepted */
 #define SHIM_TOKEN_PAYLOAD_MAX 640
-#define SHIM_TOKEN_ISSUER_MAX 64
-#define SHIM_TOKEN_REASON_MAX 160
 #define SHIM_TOKEN_PURPOSE_RESET "tamper-reset"
 #define SHIM_TOKEN_MAX_TTL 86400   /* seconds; longer-lived tokens are refused */
 #define SHIM_TOKEN_CLOCK_SKEW 300  /* an issue time this far ahead is accepted */
@@ -55,6 +55,12 @@ struct shim_tamper {
 	char detail[SHIM_TAMPER_DETAIL_MAX];
 	int64_t since_ns;        /* wall time of the trip */
 	uint32_t reset_count;
+	/* the last reset, until reported (see shim_tamper_reset_event) */
+	int reset_pending;
+	char reset_method[12];   /* "token" or "reset_key" */
+	char reset_by[SHIM_TOKEN_ISSUER_MAX];
+	char reset_reason[SHIM_TOKEN_REASON_MAX];
+	char reset_cleared[SHIM_TAMPER_EVENT_MAX];
 	/* private */
 	const struct shim_port *port;
 	char shim_id[SHIM_SHIM_ID_MAX];
@@ -77,6 +83,11 @@ struct shim_tamper {
  * (fail closed) with event "state_unreadable".
  */
 int shim_tamper_open(struct shim_tamper *t, const struct shim_port *port,
+		     const char *shim_id);
+
+/* Loads and checks the state like shim_tamper_open() but neither counts
+ * a start nor writes anything (offline tools: status, reset). */
+int shim_tamper_load(struct shim_tamper *t, const struct shim_port *port,
 		     const char *shim_id);
 
 /* 1 while latched. */
@@ -151,7 +162,8 @@ int shim_tamper_check_token(const struct shim_tamper *t,
 			    int64_t now_s, const char **why);
 
 /* Checks the token and, when it is good, clears the latch, remembers the
- * nonce and persists. Returns as shim_tamper_check_token, or a store
+ * nonce and persists both records (so an authorised reset also repairs
+ * state that was removed or damaged). Returns as shim_tamper_check_token, or a store
  * error (the latch then stays set). */
 int shim_tamper_reset_token(struct shim_tamper *t,
 			    const struct shim_reset_token *tok,
@@ -166,16 +178,19 @@ int shim_tamper_reset_physical(struct shim_tamper *t, int64_t wall_ns);
  * Event builders for the daemon (emit them through the event log):
  *   tamper          priority lane: event, detail, boot_count
  *   emergency_stop  priority lane: reason "tamper:<event>"
- *   tamper_reset    signed: by (issuer or "reset_key"), reason, nonce,
- *                   the event that had latched
+ *   tamper_reset    signed: method, by (issuer or "reset_key"), reason,
+ *                   the event that had latched. A reset is remembered
+ *                   (reset_pending, persisted) until the daemon has
+ *                   emitted this event and called shim_tamper_reset_reported,
+ *                   so a reset made offline by shimctl is reported at the
+ *                   next start.
  */
 int shim_tamper_event(const struct shim_tamper *t, struct shim_event *ev,
 		      int64_t wall_ns);
 int shim_tamper_stop_event(const struct shim_tamper *t, struct shim_event *ev,
 			   int64_t wall_ns);
 int shim_tamper_reset_event(const struct shim_tamper *t,
-			    const struct shim_reset_token *tok,
-			    const char *cleared_event, struct shim_event *ev,
-			    int64_t wall_ns);
+			    struct shim_event *ev, int64_t wall_ns);
+int shim_tamper_reset_reported(struct shim_tamper *t);
 
 #endif

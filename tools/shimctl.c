@@ -18,6 +18,13 @@ static const struct {
 	{ "enrol", cmd_enrol_main,
 	  "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-]" },
 	{ "totp", cmd_totp_main, "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]" },
+	{ "identity", cmd_identity_main,
+	  "identity keygen|pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },
+	{ "token", cmd_token_main,
+	  "token issue tamper-reset --shim ID --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
+	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN   (shimd stopped)" },
+	{ "monitor", cmd_monitor_main,
+	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },
 };
 
 static void usage(FILE *f)
