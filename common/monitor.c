@@ -371,6 +371,90 @@ int shim_mon_parse_line(const char *line, size_t len, struct shim_mon_line *out)
 	return found ? 0 : SHIM_ENOENT;
 }
 
+struct out {
+	char *buf;
+	size_t cap, len;
+	int full;
+};
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+	if (o->full || o->cap - o->len <= n) {
+		o->full = 1;
+		return;
+	}
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static void out_str(struct out *o, const char *s)
+{
+	out_put(o, s, strlen(s));
+}
+
+static void out_sd(struct out *o, const char *key, const char *v)
+{
+	out_str(o, " ");
+	out_str(o, key);
+	out_str(o, "=\"");
+	for (; *v != '\0'; v++) {
+		if (*v == '"' || *v == '\\' || *v == ']') {
+			out_put(o, "\\", 1);
+		}
+		out_put(o, v, 1);
+	}
+	out_str(o, "\"");
+}
+
+int shim_mon_format_line(const struct shim_event *ev, int64_t ts_s,
+			 const char *host, unsigned pen, char *buf, size_t cap)
+{
+	struct out o = { buf, cap, 0, 0 };
+	char tmp[96];
+	int64_t days = ts_s / 86400, rem = ts_s % 86400, y, era;
+	unsigned doe, yoe, doy, mp, d, m;
+	size_t i;
+
+	if (cap == 0) {
+		return SHIM_ENOSPC;
+	}
+	buf[0] = '\0';
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	/* civil_from_days */
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = (unsigned)(days - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = (int64_t)yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	snprintf(tmp, sizeof(tmp), "<%d>1 %04lld-%02u-%02uT%02d:%02d:%02dZ ",
+		 16 * 8 + (int)ev->severity, (long long)y, m, d,
+		 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+	out_str(&o, tmp);
+	out_str(&o, host);
+	out_str(&o, " shimd - ");
+	out_str(&o, ev->name);
+	snprintf(tmp, sizeof(tmp), " [shim@%u", pen);
+	out_str(&o, tmp);
+	out_sd(&o, "shim_id", ev->shim_id);
+	snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)ev->seq);
+	out_sd(&o, "seq", tmp);
+	for (i = 0; i < ev->nfields && i < SHIM_EVENT_MAX_FIELDS; i++) {
+		out_sd(&o, ev->fields[i].key, ev->fields[i].value);
+	}
+	out_str(&o, "] ");
+	out_str(&o, ev->name);
+	return o.full ? SHIM_ENOSPC : (int)o.len;
+}
+
 /* ---- the inventory ------------------------------------------------------- */
 
 static uint32_t hash_id(const char *s)
