@@ -57,6 +57,8 @@ struct shim_monitor {
 	/* batch scratch */
 	struct shim_mon_line *scr;
 	int *prc, *vrc;
+	struct shim_p256_item *items;
+	size_t *where;
 	size_t scr_cap;
 };
 
@@ -571,6 +573,8 @@ void shim_mon_free(struct shim_monitor *m)
 	free(m->scr);
 	free(m->prc);
 	free(m->vrc);
+	free(m->items);
+	free(m->where);
 	free(m);
 }
 
@@ -675,36 +679,51 @@ static int hexval(char c)
 }
 
 /*
- * What shim_event_verify() does, made reentrant: that function keeps its
- * canonical text in a static buffer (small MCU stacks), and the monitor
- * verifies from several threads. Same canonical text, same hash.
+ * What shim_event_verify() does, made reentrant and split in two so that
+ * signatures can be checked in batches: that function keeps its canonical
+ * text in a static buffer (small MCU stacks), and the monitor verifies
+ * from several threads. Same canonical text, same hash.
  */
-static int verify_event(const struct shim_event *ev,
-			struct shim_p256_verifier *v)
+static int prepare(const struct shim_event *ev, struct shim_p256_verifier *v,
+		   struct shim_p256_item *item)
 {
 	char canon[SHIM_EVENT_CANON_MAX];
-	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
 	const char *text = shim_event_get(ev, "sig");
 	size_t len, i;
 	int hi, lo;
 
+	item->v = v;
+	item->rc = SHIM_ESIG;
 	if (text == NULL || strnlen(text, SHIM_EVENT_VALUE_MAX) !=
 				    2 * SHIM_P256_SIG_LEN) {
 		return SHIM_ESIG;
 	}
-	for (i = 0; i < sizeof(sig); i++) {
+	for (i = 0; i < SHIM_P256_SIG_LEN; i++) {
 		hi = hexval(text[2 * i]);
 		lo = hexval(text[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			return SHIM_ESIG;
 		}
-		sig[i] = (uint8_t)(hi << 4 | lo);
+		item->sig[i] = (uint8_t)(hi << 4 | lo);
 	}
 	if (shim_event_canonical(ev, canon, sizeof(canon), &len) != 0) {
 		return SHIM_ESIG;
 	}
-	shim_sha256((const uint8_t *)canon, len, digest);
-	return shim_p256_verifier_verify(v, digest, sig) == 0 ? 0 : SHIM_ESIG;
+	shim_sha256((const uint8_t *)canon, len, item->digest);
+	item->rc = 0;
+	return 0;
+}
+
+static int verify_event(const struct shim_event *ev,
+			struct shim_p256_verifier *v)
+{
+	struct shim_p256_item item;
+
+	if (prepare(ev, v, &item) != 0) {
+		return SHIM_ESIG;
+	}
+	return shim_p256_verifier_verify(v, item.digest, item.sig) == 0 ?
+		       0 : SHIM_ESIG;
 }
 
 /* Undoes rsyslog's "#ooo" escaping of control characters. */
@@ -993,19 +1012,42 @@ struct job {
 	const char *const *lines;
 	const size_t *lens;
 	size_t a, b;
+	struct shim_p256_item *items;
+	size_t *where;
 };
 
+/* Parses a slice, then checks its signatures as one batch. A line whose
+ * values rsyslog escaped and that fails is tried again unescaped. */
 static void *work(void *arg)
 {
 	struct job *j = arg;
 	struct shim_monitor *m = j->m;
-	size_t i;
+	const struct entry *e;
+	size_t i, n = 0, k;
 
 	for (i = j->a; i < j->b; i++) {
 		m->prc[i] = shim_mon_parse_line(j->lines[i], j->lens[i],
 						&m->scr[i]);
 		m->vrc[i] = SHIM_ESIG;
-		if (m->prc[i] == 0 && shim_mon_is_signed(&m->scr[i])) {
+		if (m->prc[i] != 0 || !shim_mon_is_signed(&m->scr[i])) {
+			continue;
+		}
+		e = find(m, m->scr[i].ev.shim_id);
+		if (e == NULL || e->v == NULL) {
+			m->vrc[i] = SHIM_ENOENT;
+			continue;
+		}
+		if (prepare(&m->scr[i].ev, e->v, &j->items[n]) == 0) {
+			j->where[n++] = i;
+		}
+	}
+	shim_p256_verify_batch(j->items, n);
+	for (k = 0; k < n; k++) {
+		m->vrc[j->where[k]] = j->items[k].rc;
+	}
+	for (i = j->a; i < j->b; i++) {
+		if (m->prc[i] == 0 && m->vrc[i] == SHIM_ESIG &&
+		    m->scr[i].escaped && shim_mon_is_signed(&m->scr[i])) {
 			m->vrc[i] = shim_mon_verify(m, &m->scr[i]);
 		}
 	}
@@ -1028,10 +1070,15 @@ int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 		free(m->scr);
 		free(m->prc);
 		free(m->vrc);
+		free(m->items);
+		free(m->where);
 		m->scr = malloc(n * sizeof(*m->scr));
 		m->prc = malloc(n * sizeof(*m->prc));
 		m->vrc = malloc(n * sizeof(*m->vrc));
-		if (m->scr == NULL || m->prc == NULL || m->vrc == NULL) {
+		m->items = malloc(n * sizeof(*m->items));
+		m->where = malloc(n * sizeof(*m->where));
+		if (m->scr == NULL || m->prc == NULL || m->vrc == NULL ||
+		    m->items == NULL || m->where == NULL) {
 			m->scr_cap = 0;
 			return SHIM_ENOMEM;
 		}
@@ -1052,6 +1099,8 @@ int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 		jobs[t].lens = lens;
 		jobs[t].a = n * t / threads;
 		jobs[t].b = n * (t + 1) / threads;
+		jobs[t].items = m->items + jobs[t].a;
+		jobs[t].where = m->where + jobs[t].a;
 		started[t] = 0;
 	}
 	for (t = 1; t < threads; t++) {

@@ -45,6 +45,22 @@ int shim_p256_verifier_verify(struct shim_p256_verifier *v,
 			      const uint8_t digest[32],
 			      const uint8_t sig[SHIM_P256_SIG_LEN]);
 void shim_p256_verifier_free(struct shim_p256_verifier *v);
+
+/*
+ * Verifies many signatures at once (same rules as one by one: each item
+ * gets rc 0 or SHIM_ESIG). With OpenSSL the inversions are shared across
+ * the batch and a key used often gets its own precomputed table (about
+ * 150 KiB), which together make a verification about twice as fast.
+ * Thread-safe as shim_p256_verifier_threadsafe() says.
+ */
+struct shim_p256_item {
+	struct shim_p256_verifier *v;
+	uint8_t digest[32];
+	uint8_t sig[SHIM_P256_SIG_LEN];
+	int rc;
+};
+
+void shim_p256_verify_batch(struct shim_p256_item *items, size_t n);
 int shim_p256_verifier_threadsafe(void);
 const char *shim_p256_verifier_backend(void);
 
