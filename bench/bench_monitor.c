@@ -49,6 +49,28 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double loadavg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%lf", &l) != 1) {
+			l = -1;
+		}
+		fclose(f);
+	}
+	return l;
+}
+
 static int sign_event(struct shim_event *ev, EC_KEY *key)
 {
 	static const char hexd[] = "0123456789abcdef";
@@ -174,7 +196,7 @@ int main(void)
 	unsigned threads = nproc > 0 ? (unsigned)(nproc > 64 ? 64 : nproc) : 1;
 	size_t total, k, batch = 4096, ok = 0;
 	uint64_t beats = 0;
-	double tg, tm, t1, rate1;
+	double tg, tm, t1, rate1, cpu;
 	char id[32];
 	int i;
 
@@ -230,26 +252,7 @@ int main(void)
 		ptrs[k] = arena + k * STRIDE;
 	}
 
-	/* One thread on a slice first: the per-core rate. */
-	{
-		struct shim_monitor *m1;
-		size_t n1 = total < 20000 ? total : 20000;
-
-		shim_mon_new(&m1, 60);
-		for (i = 0; i < shims; i++) {
-			unsigned char *p = pub;
-
-			snprintf(id, sizeof(id), "shim-%04d", i);
-			i2o_ECPublicKey(keys[i % KEYS], &p);
-			shim_mon_add_shim(m1, id, pub);
-		}
-		t1 = now_s();
-		shim_mon_feed_lines(m1, ptrs, lens, n1, 1, NULL, NULL);
-		t1 = now_s() - t1;
-		rate1 = n1 / t1;
-		shim_mon_free(m1);
-	}
-
+	cpu = cpu_s();
 	tm = now_s();
 	for (k = 0; k < total; k += batch) {
 		size_t n = total - k < batch ? total - k : batch;
@@ -261,11 +264,26 @@ int main(void)
 		}
 	}
 	tm = now_s() - tm;
+	cpu = cpu_s() - cpu;
 
 	for (k = 0; k < shim_mon_count(m); k++) {
 		shim_mon_report(m, k, T0 + PER_DAY * 60LL, &r);
 		ok += r.verdict == SHIM_MON_OK;
 		beats += r.heartbeats;
+	}
+	/* The per-core rate once every key has its table (a long-running
+	 * monitor): the first lines again, on one thread. The verdicts are
+	 * taken above; these lines only replay. */
+	{
+		size_t n1 = total < 100000 ? total : 100000;
+
+		t1 = now_s();
+		for (k = 0; k < n1; k += batch) {
+			shim_mon_feed_lines(m, ptrs + k, lens + k,
+					    n1 - k < batch ? n1 - k : batch, 1,
+					    NULL, NULL);
+		}
+		rate1 = n1 / (now_s() - t1);
 	}
 	printf("\n%-44s %14s %14s\n", "monitor, synthetic fleet day", "measured",
 	       "reference");
@@ -275,7 +293,13 @@ int main(void)
 	       tm, TARGET_S * total / 1440000.0);
 	printf("%-44s %14.0f %14s\n", "monitor throughput, heartbeats/s",
 	       total / tm, "48000");
-	printf("%-44s %14.0f %14s\n", "one thread, heartbeats/s", rate1, "-");
+	printf("%-44s %14.1f %14s\n", "  CPU time of the monitor, s", cpu, "-");
+	printf("%-44s %14.1f %14s\n", "  CPU per heartbeat, us", cpu / total * 1e6,
+	       "-");
+	printf("%-44s %14.0f %14s\n", "one thread, keys warm, heartbeats/s",
+	       rate1, "-");
+	printf("%-44s %14.2f %14s\n", "load average (1 min) at the end",
+	       loadavg(), "-");
 	printf("%-44s %14u %14s\n", "verification threads", threads, "-");
 	printf("%-44s %14s %14s\n", "verifier", shim_p256_verifier_backend(),
 	       "-");
