@@ -357,7 +357,10 @@ int shim_mon_parse_line(const char *line, size_t len, struct shim_mon_line *out)
 	}
 	memcpy(out->ev.name, tok, tlen);
 	out->ev.name[tlen] = '\0';
-	/* STRUCTURED-DATA */
+	/* STRUCTURED-DATA (required: at least "-") */
+	if (pos >= len) {
+		return SHIM_EINVAL;
+	}
 	if (line[pos] == '-') {
 		return SHIM_ENOENT;
 	}

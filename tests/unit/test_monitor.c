@@ -508,6 +508,8 @@ static void test_parse_edges(void **state)
 			"<1>2 - h shimd - heartbeat [shim@1 shim_id=\"a\" seq=\"1\"]",
 			"<1>1 yesterday h shimd - heartbeat [shim@1 shim_id=\"a\" seq=\"1\"]",
 			"<1>1 - h shimd - a_name_that_is_far_too_long_for_an_event [shim@1 shim_id=\"a\" seq=\"1\"]",
+			"<1>1 - h shimd - heartbeat ",
+			"<1>1 - h shimd - heartbeat",
 			"",
 		};
 		size_t i;
