@@ -1,0 +1,376 @@
+/*
+ * Configuration loading: the prototype's example loads unchanged (paths
+ * aside), and every kind of error names the file and line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+struct result {
+	struct shim_config cfg;
+	char *text;
+	size_t len;
+	int rc;
+	unsigned errors, warnings;
+};
+
+static void load(struct result *r, const char *yaml)
+{
+	FILE *out = open_memstream(&r->text, &r->len);
+	struct shim_config_diag diag = { out, 0, 0, 0 };
+
+	r->rc = shim_config_load_buffer(&r->cfg, "test.yaml", yaml, strlen(yaml),
+					&diag);
+	fclose(out);
+	r->errors = diag.errors;
+	r->warnings = diag.warnings;
+}
+
+static void done(struct result *r)
+{
+	shim_config_free(&r->cfg);
+	free(r->text);
+}
+
+static void expect_msg(struct result *r, const char *needle)
+{
+	if (strstr(r->text, needle) == NULL) {
+		fail_msg("expected '%s' in:\n%s", needle, r->text);
+	}
+}
+
+#define BASE                                                                 \
+	"shim:\n  id: shim-1\n"                                              \
+	"serial:\n  technician_side_path: pty:/tmp/t\n  device_side_path: /dev/ttyUSB0\n" \
+	"storage:\n  root: /var/lib/shim\n"
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+static void test_prototype_example_loads(void **state)
+{
+	struct result r;
+	char path[512];
+	char *yaml;
+	const char *src = getenv("SHIM_SRC");
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/data/prototype-config.example.yaml",
+		 src != NULL ? src : ".");
+	yaml = read_all(path);
+	load(&r, yaml);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.errors, 0);
+	assert_string_equal(r.cfg.shim_id, "shim-empump-001");
+	assert_string_equal(r.cfg.tech_path, "/tmp/shim-tech");
+	assert_string_equal(r.cfg.dev_path, "/tmp/shim-dev");
+	assert_int_equal(r.cfg.tech_serial.baud, 9600);
+	assert_int_equal(r.cfg.dev_serial.baud, 9600);
+	assert_int_equal(r.cfg.gate.period, 30);
+	assert_int_equal(r.cfg.gate.digits, 6);
+	assert_int_equal(r.cfg.gate.window, 1);
+	assert_int_equal(r.cfg.gate.max_failures, 5);
+	assert_int_equal(r.cfg.gate.lockout_seconds, 300);
+	assert_string_equal(r.cfg.storage_root, "/var/lib/shim");
+	assert_true(r.cfg.heartbeat_period == 60.0);
+	assert_int_equal(r.cfg.siem_transport, SHIM_SIEM_NOOP);
+	assert_int_equal(r.cfg.ntechs, 2);
+	assert_string_equal(r.cfg.techs[0].id, "alice@example.org");
+	assert_int_equal(r.cfg.techs[0].secret_len, 10);
+	assert_memory_equal(r.cfg.techs[0].secret, "Hello!\xde\xad\xbe\xef", 10);
+	assert_string_equal(r.cfg.techs[1].id, "bob@example.org");
+	/* The demo secrets are 80 bits: loaded, with a warning. */
+	assert_true(r.warnings >= 2);
+	expect_msg(&r, "test.yaml:52: warning: totp_secret of 'alice@example.org'");
+	free(yaml);
+	done(&r);
+}
+
+static void test_unknown_key_names_line(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "totp:\n  period: 30\n  perod: 60\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:10: unknown key 'totp.perod'");
+	done(&r);
+	load(&r, BASE "extra: 1\n");
+	expect_msg(&r, "test.yaml:8: unknown key 'extra'");
+	done(&r);
+}
+
+static void test_wrong_type(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "totp:\n  period: thirty\n  window: [1, 2]\n");
+	assert_int_equal(r.errors, 2);
+	expect_msg(&r, "test.yaml:9: totp.period: expected a whole number, got 'thirty'");
+	expect_msg(&r, "test.yaml:10: totp.window: expected a single value, not a list");
+	done(&r);
+	load(&r, BASE "siem:\n  insecure: maybe\n");
+	expect_msg(&r, "test.yaml:9: siem.insecure: expected true or false, got 'maybe'");
+	done(&r);
+}
+
+static void test_out_of_range(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "totp:\n  digits: 9\n  period: 0\nserial:\n  baudrate: 12345\n");
+	expect_msg(&r, "test.yaml:9: totp.digits: 9 is out of range (6 to 8)");
+	expect_msg(&r, "test.yaml:10: totp.period: 0 is out of range");
+	done(&r);
+	load(&r, "shim:\n  id: s\nserial:\n  technician_side_path: a\n  device_side_path: b\n"
+		 "  baudrate: 12345\n  parity: mark\n  data_bits: 6\nstorage:\n  root: /x\n");
+	expect_msg(&r, "test.yaml:6: serial.baudrate: 12345 is not a standard baud rate");
+	expect_msg(&r, "test.yaml:7: serial.parity: 'mark' is not one of none, even, odd");
+	expect_msg(&r, "test.yaml:8: serial.data_bits: 6 is out of range (7 to 8)");
+	done(&r);
+}
+
+static void test_duplicate_technician(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "technicians:\n"
+		      "  - technician_id: a\n    totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n"
+		      "  - technician_id: a\n    totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:11: duplicate technician 'a'");
+	done(&r);
+}
+
+static void test_malformed_secret_not_echoed(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "technicians:\n"
+		      "  - technician_id: a\n    totp_secret: \"SECRETVALUE1\"\n");
+	expect_msg(&r, "test.yaml:10: totp_secret of 'a' is not valid base32");
+	assert_null(strstr(r.text, "SECRETVALUE1"));
+	done(&r);
+	load(&r, BASE "technicians:\n  - technician_id: a\n    totp_secret: MZXW6===\n");
+	expect_msg(&r, "test.yaml:10: totp_secret of 'a' is 3 bytes; it must be 10 to 64 bytes");
+	done(&r);
+}
+
+static void test_missing_required(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, "shim:\n  description: x\n");
+	assert_int_equal(r.errors, 4);
+	expect_msg(&r, "test.yaml: missing required key 'shim.id'");
+	expect_msg(&r, "test.yaml: missing required key 'serial.technician_side_path'");
+	expect_msg(&r, "test.yaml: missing required key 'serial.device_side_path'");
+	expect_msg(&r, "test.yaml: missing required key 'storage.root'");
+	done(&r);
+	load(&r, BASE "technicians:\n  - technician_id: a\n");
+	expect_msg(&r, "test.yaml:9: technician needs 'totp_secret'");
+	done(&r);
+}
+
+static void test_syntax_error_line(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "totp:\n  period: [30\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:");
+	expect_msg(&r, "YAML syntax");
+	done(&r);
+}
+
+static void test_extensions(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE
+	     "serial:\n  technician_side_path: pty:/tmp/t\n  device_side_path: /dev/ttyS0\n"
+	     "  baudrate: 115200\n  parity: even\n  data_bits: 7\n  stop_bits: 2\n"
+	     "  flow_control: rtscts\n  technician_presence: dcd\n"
+	     "  device:\n    baudrate: 9600\n    parity: none\n    data_bits: 8\n");
+	/* serial appears twice in this document: a duplicate key error. */
+	expect_msg(&r, "duplicate key 'serial'");
+	done(&r);
+	load(&r,
+	     "shim:\n  id: shim-1\n"
+	     "serial:\n  technician_side_path: pty:/tmp/t\n  device_side_path: /dev/ttyS0\n"
+	     "  baudrate: 115200\n  parity: even\n  data_bits: 7\n  stop_bits: 2\n"
+	     "  flow_control: rtscts\n  technician_presence: dcd\n"
+	     "  device:\n    baudrate: 9600\n    parity: none\n    data_bits: 8\n"
+	     "storage:\n  root: /var/lib/shim\n  max_bytes: 2G\n  min_free_bytes: 100M\n"
+	     "totp:\n  algorithm: SHA256\n  digits: 8\n  period: 60\n"
+	     "session:\n  idle_timeout: 900\n  max_duration: 28800\n  reconnect_grace: 30\n"
+	     "recording:\n  on_failure: stop\n  sync_interval_ms: 50\n"
+	     "tamper:\n  heartbeat_period: 60.0\n  sensors:\n"
+	     "    - {type: file, path: /run/shim/case-open, event: case_opened}\n"
+	     "    - {type: gpio, chip: gpiochip0, line: 17, active: low, event: case_opened}\n"
+	     "siem:\n  transport: syslog-tls\n  host: 127.0.0.1\n  port: 6514\n"
+	     "  server_name: localhost\n  ca: /etc/shim/siem-ca.pem\n"
+	     "  client_cert: /etc/shim/client.pem\n  client_key: /etc/shim/client.key\n");
+	if (r.rc != 0) {
+		fail_msg("%s", r.text);
+	}
+	assert_int_equal(r.cfg.tech_serial.baud, 115200);
+	assert_int_equal(r.cfg.tech_serial.parity, SHIM_PARITY_EVEN);
+	assert_int_equal(r.cfg.tech_serial.data_bits, 7);
+	assert_int_equal(r.cfg.tech_serial.stop_bits, 2);
+	assert_int_equal(r.cfg.tech_serial.flow, SHIM_FLOW_RTSCTS);
+	assert_int_equal(r.cfg.tech_serial.presence, SHIM_PRESENCE_DCD);
+	assert_int_equal(r.cfg.dev_serial.baud, 9600);
+	assert_int_equal(r.cfg.dev_serial.parity, SHIM_PARITY_NONE);
+	assert_int_equal(r.cfg.dev_serial.data_bits, 8);
+	assert_int_equal(r.cfg.dev_serial.stop_bits, 2);
+	assert_true(r.cfg.max_bytes == 2ull * 1024 * 1024 * 1024);
+	assert_true(r.cfg.min_free_bytes == 100ull * 1024 * 1024);
+	assert_int_equal(r.cfg.gate.md, SHIM_MD_SHA256);
+	assert_int_equal(r.cfg.gate.digits, 8);
+	assert_int_equal(r.cfg.on_failure, SHIM_ON_FAILURE_STOP);
+	assert_int_equal(r.cfg.nsensors, 2);
+	assert_int_equal(r.cfg.sensors[0].type, SHIM_SENSOR_FILE);
+	assert_string_equal(r.cfg.sensors[0].path, "/run/shim/case-open");
+	assert_int_equal(r.cfg.sensors[1].type, SHIM_SENSOR_GPIO);
+	assert_int_equal(r.cfg.sensors[1].line, 17);
+	assert_int_equal(r.cfg.sensors[1].active_low, 1);
+	assert_string_equal(r.cfg.sensors[1].event, "case_opened");
+	assert_int_equal(r.cfg.siem_transport, SHIM_SIEM_SYSLOG_TLS);
+	assert_string_equal(r.cfg.siem_server_name, "localhost");
+	assert_int_equal(r.cfg.siem_port, 6514);
+	done(&r);
+}
+
+static void test_insecure_tcp_needs_opt_in(void **state)
+{
+	struct result r;
+
+	(void)state;
+	load(&r, BASE "siem:\n  transport: syslog-tcp\n  host: 127.0.0.1\n");
+	expect_msg(&r, "syslog-tcp sends events in clear text");
+	done(&r);
+	load(&r, BASE "siem:\n  transport: syslog-tcp\n  host: 127.0.0.1\n  insecure: true\n");
+	assert_int_equal(r.rc, 0);
+	done(&r);
+}
+
+static void test_technicians_file_and_enrol(void **state)
+{
+	char dir[] = "/tmp/shimcfgXXXXXX";
+	char cfgpath[256], techs[256], yaml[1024];
+	struct shim_config cfg;
+	struct shim_config_diag diag = { stderr, 0, 0, 1 };
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
+	snprintf(techs, sizeof(techs), "%s/technicians.yaml", dir);
+	snprintf(yaml, sizeof(yaml), BASE "technicians_file: technicians.yaml\n");
+	f = fopen(cfgpath, "w");
+	fputs(yaml, f);
+	fclose(f);
+
+	assert_int_equal(shim_config_add_technician(techs, "dave", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+						    "2026-11-24", "bench \"A\""), 0);
+	assert_int_equal(stat(techs, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(shim_config_add_technician(techs, "erin", "JBSWY3DPEHPK3PXPJBSWY3DP",
+						    "2026-11-24", NULL), 0);
+	assert_int_equal(shim_config_add_technician(techs, "dave", "JBSWY3DPEHPK3PXPJBSWY3DP",
+						    "2026-11-24", NULL), SHIM_EEXIST);
+
+	assert_int_equal(shim_config_load(&cfg, cfgpath, &diag), 0);
+	assert_int_equal(cfg.ntechs, 2);
+	assert_string_equal(cfg.techs[0].id, "dave");
+	assert_string_equal(cfg.techs[1].id, "erin");
+	assert_string_equal(cfg.technicians_file, techs);
+	shim_config_free(&cfg);
+	unlink(techs);
+	unlink(cfgpath);
+	rmdir(dir);
+}
+
+static void test_secret_file_mode_warning(void **state)
+{
+	char path[] = "/tmp/shimcfgXXXXXX";
+	int fd = mkstemp(path);
+	const char *yaml = BASE "technicians:\n  - technician_id: a\n"
+			   "    totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n";
+	struct shim_config cfg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	struct shim_config_diag diag = { NULL, 0, 0, 0 };
+
+	(void)state;
+	assert_true(write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
+	close(fd);
+	chmod(path, 0644);
+	out = open_memstream(&text, &len);
+	diag.out = out;
+	assert_int_equal(shim_config_load(&cfg, path, &diag), 0);
+	fclose(out);
+	assert_int_equal(diag.warnings, 1);
+	assert_non_null(strstr(text, "readable by group or others"));
+	shim_config_free(&cfg);
+	free(text);
+	chmod(path, 0600);
+	diag.out = NULL;
+	diag.warnings = 0;
+	assert_int_equal(shim_config_load(&cfg, path, &diag), 0);
+	assert_int_equal(diag.warnings, 0);
+	shim_config_free(&cfg);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prototype_example_loads),
+		cmocka_unit_test(test_unknown_key_names_line),
+		cmocka_unit_test(test_wrong_type),
+		cmocka_unit_test(test_out_of_range),
+		cmocka_unit_test(test_duplicate_technician),
+		cmocka_unit_test(test_malformed_secret_not_echoed),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_syntax_error_line),
+		cmocka_unit_test(test_extensions),
+		cmocka_unit_test(test_insecure_tcp_needs_opt_in),
+		cmocka_unit_test(test_technicians_file_and_enrol),
+		cmocka_unit_test(test_secret_file_mode_warning),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
