@@ -491,19 +491,26 @@ static struct entry *find(const struct shim_monitor *m, const char *id)
 	}
 }
 
+static void index_put(uint32_t *idx, size_t cap, const char *id,
+		      uint32_t slot)
+{
+	size_t j;
+
+	for (j = hash_id(id) & (cap - 1); idx[j] != 0; j = (j + 1) & (cap - 1)) {
+	}
+	idx[j] = slot;
+}
+
 static int reindex(struct shim_monitor *m, size_t cap)
 {
 	uint32_t *idx = calloc(cap, sizeof(*idx));
-	size_t i, j;
+	size_t i;
 
 	if (idx == NULL) {
 		return SHIM_ENOMEM;
 	}
 	for (i = 0; i < m->n; i++) {
-		for (j = hash_id(m->e[i].shim_id) & (cap - 1); idx[j] != 0;
-		     j = (j + 1) & (cap - 1)) {
-		}
-		idx[j] = (uint32_t)(i + 1);
+		index_put(idx, cap, m->e[i].shim_id, (uint32_t)(i + 1));
 	}
 	free(m->index);
 	m->index = idx;
@@ -532,20 +539,16 @@ static struct entry *add_entry(struct shim_monitor *m, const char *id)
 	memset(e, 0, sizeof(*e));
 	strcpy(e->shim_id, id);
 	e->period = m->default_period;
-	if ((m->n * 2 > m->index_cap && reindex(m, m->index_cap ?
-						  m->index_cap * 2 : 128) != 0)) {
-		m->n--;
-		return NULL;
-	}
-	if (m->index_cap > 0 && find(m, id) == NULL) {
-		size_t j;
-
-		for (j = hash_id(id) & (m->index_cap - 1); m->index[j] != 0;
-		     j = (j + 1) & (m->index_cap - 1)) {
+	if (m->n * 2 > m->index_cap) {
+		/* Grow: the new table indexes every entry, this one too. */
+		if (reindex(m, m->index_cap ? m->index_cap * 2 : 128) != 0) {
+			m->n--;
+			return NULL;
 		}
-		m->index[j] = (uint32_t)m->n;
+	} else {
+		index_put(m->index, m->index_cap, id, (uint32_t)m->n);
 	}
-	return &m->e[m->n - 1];
+	return e;
 }
 
 int shim_mon_new(struct shim_monitor **out, double default_period_s)
