@@ -958,6 +958,20 @@ int shim_tamper_stop_event(const struct shim_tamper *t, struct shim_event *ev,
 	return rc;
 }
 
+int shim_tamper_fault_event(struct shim_event *ev, const char *sensor_event,
+			    const char *detail, const char *action,
+			    int64_t wall_ns)
+{
+	int rc;
+
+	rc = shim_event_init(ev, "sensor_fault", SHIM_SEV_ALERT, wall_ns);
+	rc = rc ? rc : shim_event_add(ev, "sensor", sensor_event ? sensor_event : "-");
+	rc = rc ? rc : shim_event_add(ev, "detail", detail ? detail : "");
+	rc = rc ? rc : shim_event_add(ev, "action", action ? action : "stop");
+	ev->priority = 1;
+	return rc;
+}
+
 int shim_tamper_reset_event(const struct shim_tamper *t,
 			    struct shim_event *ev, int64_t wall_ns)
 {

@@ -189,6 +189,11 @@ int shim_tamper_event(const struct shim_tamper *t, struct shim_event *ev,
 		      int64_t wall_ns);
 int shim_tamper_stop_event(const struct shim_tamper *t, struct shim_event *ev,
 			   int64_t wall_ns);
+/* sensor_fault (priority lane): the sensor's event name, what failed, and
+ * the action taken ("stop" or "report", tamper.on_sensor_fault). */
+int shim_tamper_fault_event(struct shim_event *ev, const char *sensor_event,
+			    const char *detail, const char *action,
+			    int64_t wall_ns);
 int shim_tamper_reset_event(const struct shim_tamper *t,
 			    struct shim_event *ev, int64_t wall_ns);
 int shim_tamper_reset_reported(struct shim_tamper *t);

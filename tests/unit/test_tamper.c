@@ -139,6 +139,12 @@ static void test_latch_survives_restart(void **state)
 	assert_string_equal(ev.name, "emergency_stop");
 	assert_int_equal(ev.priority, 1);
 	assert_string_equal(shim_event_get(&ev, "reason"), "tamper:case_opened");
+	assert_int_equal(shim_tamper_fault_event(&ev, "case_opened",
+						 "gpiochip0 line 17 chip missing",
+						 "stop", T0), 0);
+	assert_string_equal(ev.name, "sensor_fault");
+	assert_int_equal(ev.priority, 1);
+	assert_string_equal(shim_event_get(&ev, "action"), "stop");
 	fake_port_free(&fp);
 }
 
