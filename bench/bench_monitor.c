@@ -195,7 +195,7 @@ int main(void)
 	unsigned char pub[SHIM_P256_PUB_LEN];
 	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = nproc > 0 ? (unsigned)(nproc > 64 ? 64 : nproc) : 1;
-	size_t total, k, batch = 4096, ok = 0;
+	size_t total, k, batch = 8192, ok = 0;
 	uint64_t beats = 0;
 	double tg, tm, t1, rate1, cpu;
 	char id[32];

@@ -57,8 +57,8 @@ struct shim_monitor {
 	/* batch scratch */
 	struct shim_mon_line *scr;
 	int *prc, *vrc;
-	struct shim_p256_item *items;
-	size_t *where;
+	struct shim_p256_item *items, *sorted;
+	size_t *where, *perm;
 	size_t scr_cap;
 };
 
@@ -580,7 +580,9 @@ void shim_mon_free(struct shim_monitor *m)
 	free(m->prc);
 	free(m->vrc);
 	free(m->items);
+	free(m->sorted);
 	free(m->where);
+	free(m->perm);
 	free(m);
 }
 
@@ -1018,9 +1020,20 @@ struct job {
 	const char *const *lines;
 	const size_t *lens;
 	size_t a, b;
-	struct shim_p256_item *items;
+	struct shim_p256_item *items;   /* in log order */
+	struct shim_p256_item *sorted;  /* grouped by key */
 	size_t *where;
+	size_t *perm;
 };
+
+static int by_key(const void *a, const void *b, void *ctx)
+{
+	const struct shim_p256_item *it = ctx;
+	uintptr_t x = (uintptr_t)it[*(const size_t *)a].v;
+	uintptr_t y = (uintptr_t)it[*(const size_t *)b].v;
+
+	return x < y ? -1 : x > y;
+}
 
 /* Parses a slice, then checks its signatures as one batch. A line whose
  * values rsyslog escaped and that fails is tried again unescaped. */
@@ -1047,9 +1060,19 @@ static void *work(void *arg)
 			j->where[n++] = i;
 		}
 	}
-	shim_p256_verify_batch(j->items, n);
+	/* Verify grouped by key: a key's precomputed table (150 KiB) then
+	 * stays in the CPU cache for the whole group, instead of being
+	 * fetched from memory for every heartbeat of a time-ordered log. */
 	for (k = 0; k < n; k++) {
-		m->vrc[j->where[k]] = j->items[k].rc;
+		j->perm[k] = k;
+	}
+	qsort_r(j->perm, n, sizeof(*j->perm), by_key, j->items);
+	for (k = 0; k < n; k++) {
+		j->sorted[k] = j->items[j->perm[k]];
+	}
+	shim_p256_verify_batch(j->sorted, n);
+	for (k = 0; k < n; k++) {
+		m->vrc[j->where[j->perm[k]]] = j->sorted[k].rc;
 	}
 	for (i = j->a; i < j->b; i++) {
 		if (m->prc[i] == 0 && m->vrc[i] == SHIM_ESIG &&
@@ -1077,14 +1100,19 @@ int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 		free(m->prc);
 		free(m->vrc);
 		free(m->items);
+		free(m->sorted);
 		free(m->where);
+		free(m->perm);
 		m->scr = malloc(n * sizeof(*m->scr));
 		m->prc = malloc(n * sizeof(*m->prc));
 		m->vrc = malloc(n * sizeof(*m->vrc));
 		m->items = malloc(n * sizeof(*m->items));
 		m->where = malloc(n * sizeof(*m->where));
+		m->sorted = malloc(n * sizeof(*m->sorted));
+		m->perm = malloc(n * sizeof(*m->perm));
 		if (m->scr == NULL || m->prc == NULL || m->vrc == NULL ||
-		    m->items == NULL || m->where == NULL) {
+		    m->items == NULL || m->where == NULL ||
+		    m->sorted == NULL || m->perm == NULL) {
 			m->scr_cap = 0;
 			return SHIM_ENOMEM;
 		}
@@ -1106,7 +1134,9 @@ int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 		jobs[t].a = n * t / threads;
 		jobs[t].b = n * (t + 1) / threads;
 		jobs[t].items = m->items + jobs[t].a;
+		jobs[t].sorted = m->sorted + jobs[t].a;
 		jobs[t].where = m->where + jobs[t].a;
+		jobs[t].perm = m->perm + jobs[t].a;
 		started[t] = 0;
 	}
 	for (t = 1; t < threads; t++) {

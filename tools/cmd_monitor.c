@@ -25,7 +25,7 @@
 #include "subcommands.h"
 #include "toolutil.h"
 
-#define BATCH 2048
+#define BATCH 8192
 #define LINE_MAX_LEN 65536
 
 struct reader {
