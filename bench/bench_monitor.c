@@ -22,6 +22,7 @@
 
 #include "heartbeat.h"
 #include "monitor.h"
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 
@@ -166,7 +167,7 @@ static double mbedtls_verify_us(void)
 	}
 	close(fd);
 	unlink(path);
-	if (shim_p256_keygen(path, pub) != 0 ||
+	if (shim_keys_generate(path, NULL, pub, NULL) != 0 ||
 	    shim_p256_sign_with(path, digest, sig) != 0 ||
 	    shim_linux_port_init(&lp, NULL) != 0) {
 		unlink(path);

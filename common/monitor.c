@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "p256key.h"
 
 #define MISSING_PERIODS 3
@@ -640,7 +641,7 @@ int shim_mon_load_inventory(struct shim_monitor *m, const char *dir,
 		memcpy(id, names[i]->d_name, l - 4);
 		id[l - 4] = '\0';
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		rc = shim_p256_pub_load(path, pub);
+		rc = shim_keys_load_public(path, pub);
 		if (rc == 0) {
 			rc = shim_mon_add_shim(m, id, pub);
 		}

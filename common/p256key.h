@@ -1,7 +1,8 @@
 /*
- * P-256 key files for the tamper tools: public keys in PEM (inventory,
- * reset authority), private keys in PEM (authority, identity CSR), and a
- * verifier that keeps a parsed key for many verifications (the monitor).
+ * P-256 for the tamper tools: signing with a private key file (reset
+ * tokens), SHA-256 helpers, and a verifier that keeps a parsed key for
+ * many verifications (the monitor). Key files are made and read with
+ * common/keys.h.
  */
 #ifndef SHIM_COMMON_P256KEY_H
 #define SHIM_COMMON_P256KEY_H
@@ -10,20 +11,6 @@
 #include <stdint.h>
 
 #include "port.h"
-
-/* Raw public point from a PEM (or DER) public key, or from a private key
- * file (its public half). SHIM_EINVAL when it is not a P-256 key. */
-int shim_p256_pub_parse(const uint8_t *buf, size_t len,
-			uint8_t pub[SHIM_P256_PUB_LEN]);
-int shim_p256_pub_load(const char *path, uint8_t pub[SHIM_P256_PUB_LEN]);
-
-/* PEM "PUBLIC KEY" text of a raw point. */
-int shim_p256_pub_pem(const uint8_t pub[SHIM_P256_PUB_LEN], char *buf,
-		      size_t cap);
-
-/* Makes a P-256 key, writes it as PEM to path (0600, refuses to replace
- * an existing file: SHIM_EEXIST) and returns its public point. */
-int shim_p256_keygen(const char *path, uint8_t pub[SHIM_P256_PUB_LEN]);
 
 /* Signs a SHA-256 digest with the private key in path (raw r || s). */
 int shim_p256_sign_with(const char *path, const uint8_t digest[32],

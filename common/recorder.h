@@ -80,6 +80,13 @@ void shim_recorder_status(struct shim_recorder *r,
 /* Head of the last finished session's chain (hex, for heartbeats). */
 void shim_recorder_chain_head(struct shim_recorder *r, char out[65]);
 
+/* 1 when the recording key pair is kept under the storage root (no
+ * recording.public_key configured): shimd warns that custody is local. */
+int shim_recorder_local_custody(struct shim_recorder *r);
+
+/* Traffic bytes accepted but not recorded in the current session. */
+uint64_t shim_recorder_dropped(struct shim_recorder *r);
+
 /* Ends any open session with reason, stops the writer, frees. */
 void shim_recorder_close(struct shim_recorder *r, const char *reason);
 

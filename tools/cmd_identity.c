@@ -1,16 +1,15 @@
 /*
- * shimctl identity: the device identity key (P-256) that signs heartbeats,
- * shutting_down, tamper_reset and the tamper state.
+ * shimctl identity: the device identity key (P-256, made by
+ * "shimctl keygen identity") that signs heartbeats, shutting_down,
+ * tamper_reset and the tamper state.
  *
- *   shimctl identity keygen [--key FILE]
- *       makes the key (0600, never replaces one) and prints the public key.
  *   shimctl identity pub [--key FILE] [--out FILE]
  *       prints the public key (PEM), e.g. for the monitor's inventory
  *       (<shim_id>.pub).
  *   shimctl identity csr --cn SHIM_ID [--key FILE] [--out FILE]
  *       makes a certificate signing request for the SIEM client
  *       certificate, signed by the identity key.
- * The key defaults to <storage_root>/identity.key.
+ * The key defaults to <storage_root>/keys/identity.key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_csr.h>
 
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 #include "subcommands.h"
@@ -28,13 +28,12 @@
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: shimctl identity keygen [--key FILE]\n"
-		"       shimctl identity pub [--key FILE] [--out FILE]\n"
+		"usage: shimctl identity pub [--key FILE] [--out FILE]\n"
 		"       shimctl identity csr --cn SHIM_ID [--key FILE] [--out FILE]\n");
 	return 2;
 }
 
-/* --key, or <storage_root>/identity.key from the configuration. */
+/* --key, or <storage_root>/keys/identity.key from the configuration. */
 static char *key_path(int argc, char **argv, const char *config_path)
 {
 	const char *key = tool_opt(argc, argv, "--key");
@@ -47,7 +46,7 @@ static char *key_path(int argc, char **argv, const char *config_path)
 	if (tool_load_config(config_path, &cfg, 1) < 0) {
 		return NULL;
 	}
-	p = shim_config_path(&cfg, "identity.key");
+	p = shim_keys_identity_path(&cfg);
 	shim_config_free(&cfg);
 	return p;
 }
@@ -124,15 +123,14 @@ out:
 int cmd_identity_main(int argc, char **argv, const char *config_path)
 {
 	uint8_t pub[SHIM_P256_PUB_LEN];
-	char pem[512];
+	char pem[SHIM_KEYS_PEM_MAX];
 	char *key;
 	int rc;
 
 	if (argc < 2) {
 		return usage();
 	}
-	if (strcmp(argv[1], "keygen") != 0 && strcmp(argv[1], "pub") != 0 &&
-	    strcmp(argv[1], "csr") != 0) {
+	if (strcmp(argv[1], "pub") != 0 && strcmp(argv[1], "csr") != 0) {
 		return usage();
 	}
 	key = key_path(argc, argv, config_path);
@@ -144,27 +142,18 @@ int cmd_identity_main(int argc, char **argv, const char *config_path)
 		free(key);
 		return rc;
 	}
-	if (strcmp(argv[1], "keygen") == 0) {
-		rc = shim_p256_keygen(key, pub);
-		if (rc == 0) {
-			fprintf(stderr, "identity key written to %s\n", key);
-		}
-	} else {
-		rc = shim_p256_pub_load(key, pub);
-	}
+	rc = shim_keys_load_public(key, pub);
 	if (rc != 0) {
 		fprintf(stderr, "shimctl: %s: %s\n", key,
-			rc == SHIM_EEXIST ? "exists already, not replaced" :
 			rc == SHIM_EINVAL ? "not a P-256 key" : shim_strerror(rc));
 		free(key);
 		return 1;
 	}
 	free(key);
-	rc = shim_p256_pub_pem(pub, pem, sizeof(pem));
+	rc = shim_keys_pub_pem(pub, pem, sizeof(pem));
 	if (rc != 0) {
 		fprintf(stderr, "shimctl: %s\n", shim_strerror(rc));
 		return 1;
 	}
-	return write_out(strcmp(argv[1], "pub") == 0 ?
-			 tool_opt(argc, argv, "--out") : NULL, pem);
+	return write_out(tool_opt(argc, argv, "--out"), pem);
 }

@@ -9,8 +9,8 @@
  * latch). The token is checked against tamper.reset_authority_public_key
  * and this shim's ID; the reset is recorded in the state and reported as
  * a signed tamper_reset event at shimd's next start. The identity key
- * (default <storage_root>/identity.key, when present) signs the state as
- * shimd does.
+ * (default <storage_root>/keys/identity.key, when present) signs the
+ * state as shimd does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 #include "subcommands.h"
@@ -108,7 +109,7 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 	}
 	state_dir = shim_config_path(&cfg, "state");
 	idpath = identity != NULL ? strdup(identity) :
-				    shim_config_path(&cfg, "identity.key");
+				    shim_keys_identity_path(&cfg);
 	if (state_dir == NULL || idpath == NULL) {
 		goto out;
 	}
@@ -157,7 +158,7 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 				"tamper.reset_authority_public_key\n");
 		goto out;
 	}
-	rc = shim_p256_pub_load(cfg.reset_authority_public_key, auth);
+	rc = shim_keys_load_public(cfg.reset_authority_public_key, auth);
 	if (rc != 0) {
 		fprintf(stderr, "shimctl: %s: %s\n", cfg.reset_authority_public_key,
 			rc == SHIM_EINVAL ? "not a P-256 public key" :

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 #include "subcommands.h"
@@ -36,10 +37,10 @@ static int usage(void)
 
 static int write_pub(const uint8_t pub[SHIM_P256_PUB_LEN], const char *path)
 {
-	char pem[512];
+	char pem[SHIM_KEYS_PEM_MAX];
 	int rc;
 
-	rc = shim_p256_pub_pem(pub, pem, sizeof(pem));
+	rc = shim_keys_pub_pem(pub, pem, sizeof(pem));
 	if (rc != 0) {
 		fprintf(stderr, "shimctl: public key: %s\n", shim_strerror(rc));
 		return 1;
@@ -66,7 +67,7 @@ int cmd_token_keygen_authority(int argc, char **argv, const char *config_path)
 	if (out == NULL) {
 		return usage();
 	}
-	rc = shim_p256_keygen(out, pub);
+	rc = shim_keys_generate(out, NULL, pub, NULL);
 	if (rc != 0) {
 		fprintf(stderr, "shimctl: %s: %s\n", out,
 			rc == SHIM_EEXIST ? "exists already, not replaced" :

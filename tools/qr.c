@@ -148,7 +148,7 @@ int qr_write_png(const char *path, const char *text, int scale)
 	ihdr[12] = 0; /* no interlace */
 	chunk(f, "IHDR", ihdr, sizeof(ihdr));
 	chunk(f, "IDAT", z, zlen);
-	chunk(f, "IEND", NULL, 0);
+	chunk(f, "IEND", ihdr, 0);
 	fclose(f);
 	pos = buflen;
 	rc = shim_write_file_atomic(path, (const uint8_t *)buf, pos, 0600) == 0 ? 0 : -1;

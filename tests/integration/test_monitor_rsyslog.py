@@ -63,7 +63,7 @@ class Fleet:
     def key(self, shim, listed=True):
         if shim not in self.keys:
             path = os.path.join(self.tmp, f"{shim}.key")
-            r = shimctl("identity", "keygen", "--key", path)
+            r = shimctl("keygen", "identity", "--out", path)
             assert r.returncode == 0, r.stderr
             if listed:
                 r = shimctl("identity", "pub", "--key", path, "--out",

@@ -64,8 +64,8 @@ tamper:
               "exists" in r.stderr, r.stderr)
         run("token", "keygen", "--out", other_key)
 
-        r = run(*cfg, "identity", "keygen")
-        idkey = os.path.join(root, "identity.key")
+        r = run(*cfg, "keygen", "identity")
+        idkey = os.path.join(root, "keys", "identity.key")
         check("identity key in the storage root, 0600", r.returncode == 0 and
               stat.S_IMODE(os.stat(idkey).st_mode) == 0o600, r.stderr)
         r = run(*cfg, "identity", "csr", "--cn", "pump-07")

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "heartbeat.h"
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 
@@ -91,8 +92,8 @@ static void test_signed_and_verified(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(key, sizeof(key), "%s/id.key", dir);
 	snprintf(key2, sizeof(key2), "%s/other.key", dir);
-	assert_int_equal(shim_p256_keygen(key, pub), 0);
-	assert_int_equal(shim_p256_keygen(key2, other), 0);
+	assert_int_equal(shim_keys_generate(key, NULL, pub, NULL), 0);
+	assert_int_equal(shim_keys_generate(key2, NULL, other, NULL), 0);
 	assert_int_equal(shim_linux_port_init(&lp, NULL), 0);
 	assert_int_equal(shim_linux_port_load_identity(&lp, key), 0);
 

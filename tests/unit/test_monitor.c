@@ -19,6 +19,7 @@
 
 #include "heartbeat.h"
 #include "monitor.h"
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 #include "tamper.h"
@@ -52,7 +53,7 @@ static int load_key(struct shim_linux_port *lp, const char *name,
 	uint8_t tmp[SHIM_P256_PUB_LEN];
 
 	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-	if (shim_p256_keygen(path, pub != NULL ? pub : tmp) != 0 ||
+	if (shim_keys_generate(path, NULL, pub != NULL ? pub : tmp, NULL) != 0 ||
 	    shim_linux_port_init(lp, NULL) != 0 ||
 	    shim_linux_port_load_identity(lp, path) != 0) {
 		return -1;
@@ -79,7 +80,7 @@ static int setup(void **state)
 	}
 	for (i = 0; i < sizeof(fleet) / sizeof(fleet[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s.pub", inv, fleet[i].id);
-		if (shim_p256_pub_pem(fleet[i].key ? pub_b : pub_a, pem,
+		if (shim_keys_pub_pem(fleet[i].key ? pub_b : pub_a, pem,
 				      sizeof(pem)) != 0) {
 			return -1;
 		}

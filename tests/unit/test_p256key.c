@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 
@@ -37,8 +38,8 @@ static int setup(void **state)
 	}
 	snprintf(key_a, sizeof(key_a), "%s/a.key", dir);
 	snprintf(key_b, sizeof(key_b), "%s/b.key", dir);
-	return shim_p256_keygen(key_a, pub_a) != 0 ||
-	       shim_p256_keygen(key_b, pub_b) != 0 ? -1 : 0;
+	return shim_keys_generate(key_a, NULL, pub_a, NULL) != 0 ||
+	       shim_keys_generate(key_b, NULL, pub_b, NULL) != 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
@@ -55,17 +56,12 @@ static void test_key_files(void **state)
 	char pem[512], path[128];
 	FILE *f;
 
-	/* The public half from the private key file and from its PEM. */
-	assert_int_equal(shim_p256_pub_load(key_a, pub), 0);
+	/* The public half of the private key file. */
+	assert_int_equal(shim_keys_load_public(key_a, pub), 0);
 	assert_memory_equal(pub, pub_a, sizeof(pub));
-	assert_int_equal(shim_p256_pub_pem(pub_a, pem, sizeof(pem)), 0);
-	assert_int_equal(shim_p256_pub_parse((const uint8_t *)pem, strlen(pem),
-					     pub), 0);
-	assert_memory_equal(pub, pub_a, sizeof(pub));
-	assert_int_equal(shim_p256_pub_parse((const uint8_t *)"junk", 4, pub),
-			 SHIM_EINVAL);
+	assert_int_equal(shim_keys_pub_pem(pub_a, pem, sizeof(pem)), 0);
 	/* Never replaces a key; a public key cannot sign. */
-	assert_int_equal(shim_p256_keygen(key_a, pub), SHIM_EEXIST);
+	assert_int_equal(shim_keys_generate(key_a, NULL, pub, NULL), SHIM_EEXIST);
 	snprintf(path, sizeof(path), "%s/a.pub", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fakes.h"
+#include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
 #include "tamper.h"
@@ -38,9 +39,9 @@ static int setup_keys(void **state)
 	snprintf(auth_key, sizeof(auth_key), "%s/auth.key", dir);
 	snprintf(other_key, sizeof(other_key), "%s/other.key", dir);
 	snprintf(id_key, sizeof(id_key), "%s/id.key", dir);
-	if (shim_p256_keygen(auth_key, auth_pub) != 0 ||
-	    shim_p256_keygen(other_key, other_pub) != 0 ||
-	    shim_p256_keygen(id_key, pub) != 0) {
+	if (shim_keys_generate(auth_key, NULL, auth_pub, NULL) != 0 ||
+	    shim_keys_generate(other_key, NULL, other_pub, NULL) != 0 ||
+	    shim_keys_generate(id_key, NULL, pub, NULL) != 0) {
 		return -1;
 	}
 	return 0;
