@@ -4,7 +4,7 @@
  * monitor's parser, signature check and verdict engine.
  *
  * The heartbeats are built by the shim's own code (shim_heartbeat_build,
- * canonical text of the event log, RFC 5424 line) and signed with one
+ * canonical text of the event log, shim_syslog_rfc5424 as sent to the SIEM) and signed with one
  * P-256 key per shim, as in a real fleet (every heartbeat its own
  * signature; with OpenSSL's signer this takes well under a minute, so
  * nothing needs to be reused).
@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
+#include "syslog.h"
 
 #ifdef SHIM_HAVE_OPENSSL
 #define OPENSSL_SUPPRESS_DEPRECATED 1
@@ -113,8 +114,10 @@ static void *gen(void *arg)
 	struct gen_job *j = arg;
 	struct shim_heartbeat_info hb;
 	struct shim_event ev;
+	struct shim_syslog_opts opts = { .hostname = "pump-host", .procid = 812,
+					 .facility = -1 };
 	size_t k;
-	int n, shim, minute;
+	int shim, minute;
 
 	for (k = j->a; k < j->b; k++) {
 		minute = (int)(k / (size_t)shims);
@@ -140,14 +143,11 @@ static void *gen(void *arg)
 			j->failed = 1;
 			return NULL;
 		}
-		n = shim_mon_format_line(&ev, T0 + minute * 60LL + shim % 60,
-					 "siem-1", 32473, arena + k * STRIDE,
-					 STRIDE);
-		if (n <= 0) {
+		if (shim_syslog_rfc5424(&ev, &opts, arena + k * STRIDE, STRIDE,
+					&lens[k]) != 0) {
 			j->failed = 1;
 			return NULL;
 		}
-		lens[k] = (size_t)n;
 	}
 	return NULL;
 }

@@ -35,15 +35,6 @@ int shim_mon_parse_line(const char *line, size_t len, struct shim_mon_line *out)
  * offset allowed), or a plain integer of seconds. SHIM_EINVAL if neither. */
 int shim_mon_parse_time(const char *s, size_t len, int64_t *out);
 
-/*
- * Formats ev as the log line rsyslog stores for it: "<PRI>1 TIME HOST
- * shimd - NAME [shim@PEN shim_id=.. seq=.. fields..] NAME" (SD values
- * escaped). For synthetic logs (tests, bench); the SIEM transport has
- * its own sender. Returns the length, or SHIM_ENOSPC.
- */
-int shim_mon_format_line(const struct shim_event *ev, int64_t ts_s,
-			 const char *host, unsigned pen, char *buf, size_t cap);
-
 enum shim_mon_verdict {
 	SHIM_MON_OK = 0,
 	SHIM_MON_OFFLINE_EXPECTED,

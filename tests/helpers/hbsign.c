@@ -1,6 +1,7 @@
 /*
- * Test helper: turns event specifications into RFC 5424 lines as the SIEM
- * receives them, signed with identity keys the way shimd's event log signs.
+ * Test helper: turns event specifications into RFC 5424 messages as shimd
+ * sends them to the SIEM (shim_syslog_rfc5424), signed with identity keys
+ * the way shimd's event log signs.
  * One spec per input line, tab-separated:
  *     KEYFILE  SHIM_ID  SEQ  UNIX_TIME  NAME  [key=value ...]
  * KEYFILE "-" leaves the event unsigned. "\n" in a value stands for a line
@@ -12,7 +13,7 @@
 #include <string.h>
 
 #include "event.h"
-#include "monitor.h"
+#include "syslog.h"
 #include "port_linux.h"
 
 #define MAX_KEYS 32
@@ -60,7 +61,10 @@ static void unescape(char *v)
 int main(void)
 {
 	static struct shim_event ev;
-	static char out[16384];
+	static char out[SHIM_SYSLOG_MSG_MAX];
+	struct shim_syslog_opts opts = { .hostname = "shim-host", .procid = 4242,
+					 .facility = -1 };
+	size_t len;
 	char *line = NULL, *f[64], *save, *eq;
 	size_t cap = 0;
 	ssize_t n;
@@ -99,8 +103,8 @@ int main(void)
 			fprintf(stderr, "hbsign: signing failed\n");
 			return 1;
 		}
-		if (shim_mon_format_line(&ev, strtoll(f[3], NULL, 10), "shim-host",
-					 32473, out, sizeof(out)) < 0) {
+		ev.wall_ns = strtoll(f[3], NULL, 10) * 1000000000LL;
+		if (shim_syslog_rfc5424(&ev, &opts, out, sizeof(out), &len) != 0) {
 			return 1;
 		}
 		fwrite(out, 1, strlen(out) + 1, stdout);

@@ -22,6 +22,7 @@
 #include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
+#include "syslog.h"
 #include "tamper.h"
 
 #define T0 1800000000LL
@@ -129,7 +130,11 @@ static void line_of(struct shim_event *ev, const char *id, uint64_t seq,
 	if (ev->sign) {
 		assert_int_equal(shim_event_sign(ev, &signer->port.crypto), 0);
 	}
-	assert_true(shim_mon_format_line(ev, ts, "siem-host", 32473, buf, cap) > 0);
+	struct shim_syslog_opts o = { .hostname = "shim-host", .facility = -1 };
+	size_t len;
+
+	ev->wall_ns = ts * 1000000000LL;
+	assert_int_equal(shim_syslog_rfc5424(ev, &o, buf, cap, &len), 0);
 }
 
 static void put(const char *line)
