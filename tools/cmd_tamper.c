@@ -5,16 +5,19 @@
  *   shimctl tamper reset --token TOKEN [--identity FILE] [--now UNIX]
  *
  * Both work on the state directory (<storage_root>/state) while shimd is
- * stopped; with shimd running they refuse (the running daemon owns the
- * latch). The token is checked against tamper.reset_authority_public_key
+ * stopped; with shimd running (its admin socket answers, or it holds its
+ * locks) they refuse: the running daemon owns the latch. The locks are
+ * held meanwhile, so shimd cannot start halfway through a reset. The token is checked against tamper.reset_authority_public_key
  * and this shim's ID; the reset is recorded in the state and reported as
  * a signed tamper_reset event at shimd's next start. The identity key
  * (default <storage_root>/keys/identity.key, when present) signs the
  * state as shimd does.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -34,6 +37,35 @@ static int usage(void)
 		"usage: shimctl tamper status [--identity FILE]\n"
 		"       shimctl tamper reset --token TOKEN [--identity FILE]\n");
 	return 2;
+}
+
+/*
+ * Takes the locks a running shimd holds (<storage_root>/shimd.lock and
+ * the event log's eventlog.lock) so that shimd cannot start while the
+ * state is changed. Returns 1 when one of them is held already (shimd
+ * runs), 0 when both are now ours (fds[] to close when done).
+ */
+static int take_locks(const struct shim_config *cfg, int fds[2])
+{
+	static const char *const names[2] = { "shimd.lock", "eventlog.lock" };
+	char *path;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		fds[i] = -1;
+	}
+	for (i = 0; i < 2; i++) {
+		path = shim_config_path(cfg, names[i]);
+		if (path == NULL) {
+			return 1;
+		}
+		fds[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		free(path);
+		if (fds[i] >= 0 && flock(fds[i], LOCK_EX | LOCK_NB) != 0) {
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* 1 when something answers on the admin socket. */
@@ -84,6 +116,7 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 	const char *why = "";
 	char *state_dir = NULL, *idpath = NULL;
 	int port_up = 0, reset, rc, status = 1;
+	int lock_fds[2] = { -1, -1 };
 	int64_t now;
 
 	if (argc < 2 || (strcmp(argv[1], "status") != 0 &&
@@ -101,7 +134,7 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "shimctl: %s names no shim.id\n", config_path);
 		goto out;
 	}
-	if (daemon_running(cfg.admin_socket)) {
+	if (daemon_running(cfg.admin_socket) || take_locks(&cfg, lock_fds)) {
 		fprintf(stderr, "shimctl: shimd is running (%s): stop it first; "
 				"the latch is held by the running daemon\n",
 			cfg.admin_socket);
@@ -189,6 +222,11 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 out:
 	if (port_up) {
 		shim_linux_port_fini(&lp);
+	}
+	for (rc = 0; rc < 2; rc++) {
+		if (lock_fds[rc] >= 0) {
+			close(lock_fds[rc]);
+		}
 	}
 	free(state_dir);
 	free(idpath);

@@ -2,6 +2,7 @@
 use them: the authority key, a latched state directory, tokens refused for
 the wrong key, the wrong shim, after expiry, when reused, and a good one
 clearing the latch; the refusal while shimd runs; identity CSR."""
+import fcntl
 import os
 import shutil
 import socket
@@ -127,6 +128,12 @@ tamper:
               "running" in r.stderr, r.stderr)
         srv.close()
         os.unlink(sock_path)
+        # ... or holds its event log lock.
+        with open(os.path.join(root, "eventlog.lock"), "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            r = run(*cfg, "tamper", "reset", "--token", good)
+            check("refused while shimd holds its locks", r.returncode == 1 and
+                  "running" in r.stderr, r.stderr)
 
         r = run(*cfg, "tamper", "reset", "--token", good)
         check("a good token clears the latch", r.returncode == 0 and
