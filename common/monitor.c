@@ -30,6 +30,7 @@
 #include "p256key.h"
 
 #define MISSING_PERIODS 3
+#define FUTURE_SKEW 300     /* seconds a shim's clock may run ahead */
 
 struct entry {
 	char shim_id[SHIM_SHIM_ID_MAX];
@@ -864,6 +865,7 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 {
 	const struct entry *e = &m->e[i];
 	unsigned a = e->alarms;
+	int future;
 
 	memset(r, 0, sizeof(*r));
 	strcpy(r->shim_id, e->shim_id);
@@ -875,8 +877,11 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 	r->boot_count = e->boot_count;
 	r->last_seen = e->last_seen;
 	r->period = e->period;
+	/* A heartbeat stamped far ahead of the monitor's clock would keep a
+	 * silent shim "alive" until then: it does not count. */
+	future = e->last_seen > now_s + FUTURE_SKEW;
 	if (!e->offline_expected && e->in_inventory &&
-	    (e->last_seen == 0 ||
+	    (e->last_seen == 0 || future ||
 	     (double)(now_s - e->last_seen) > MISSING_PERIODS * e->period)) {
 		a |= SHIM_MON_A_MISSING;
 	}
@@ -900,7 +905,11 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 				   (a & SHIM_MON_A_MISSING) == 0)) {
 		snprintf(r->note, sizeof(r->note), "%s", e->note);
 	} else if (a & SHIM_MON_A_MISSING) {
-		if (e->last_seen == 0) {
+		if (future) {
+			snprintf(r->note, sizeof(r->note),
+				 "last heartbeat is stamped %lld s ahead of now",
+				 (long long)(e->last_seen - now_s));
+		} else if (e->last_seen == 0) {
 			snprintf(r->note, sizeof(r->note), "no heartbeat seen");
 		} else {
 			snprintf(r->note, sizeof(r->note),

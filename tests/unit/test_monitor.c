@@ -339,6 +339,10 @@ static void test_every_verdict(void **state)
 
 	assert_int_equal(verdict("ok-1", NOW, &r), SHIM_MON_OK);
 	assert_int_equal(r.heartbeats, 101);
+	/* Judged before its last heartbeats were stamped: they are from the
+	 * future and do not keep it alive. */
+	assert_int_equal(verdict("ok-1", NOW - 20 * PERIOD, &r), SHIM_MON_MISSING);
+	assert_non_null(strstr(r.note, "ahead of now"));
 	assert_int_equal(verdict("missing-1", NOW, &r), SHIM_MON_MISSING);
 	/* ... and not yet at three periods. */
 	assert_int_equal(verdict("missing-1", NOW - PERIOD, &r), SHIM_MON_OK);
