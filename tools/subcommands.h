@@ -7,6 +7,9 @@
 
 int cmd_enrol_main(int argc, char **argv, const char *config_path);
 int cmd_totp_main(int argc, char **argv, const char *config_path);
+int cmd_status_main(int argc, char **argv, const char *config_path);
+int cmd_reset_lockout_main(int argc, char **argv, const char *config_path);
+int cmd_end_session_main(int argc, char **argv, const char *config_path);
 int cmd_session_main(int argc, char **argv, const char *config_path);
 int cmd_keygen_main(int argc, char **argv, const char *config_path);
 int cmd_siem_main(int argc, char **argv, const char *config_path);

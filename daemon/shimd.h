@@ -1,0 +1,177 @@
+/*
+ * shimd: one event loop over poll(2) with timers and signals as file
+ * descriptors, wiring the gate, the recorder, the event log and the two
+ * serial endpoints together.
+ */
+#ifndef SHIMD_SHIMD_H
+#define SHIMD_SHIMD_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "eventlog.h"
+#include "gate.h"
+#include "lineedit.h"
+#include "port_linux.h"
+#include "recorder.h"
+#include "serial.h"
+#include "session.h"
+
+#define SHIMD_RELAY_BUF 4096
+#define SHIMD_MSG_BUF 2048
+#define SHIMD_ADMIN_CLIENTS 4
+#define SHIMD_ADMIN_LINE 512
+#define SHIMD_MAX_WATCHES 24
+#define SHIMD_FAIL_DELAY_MS 1000
+#define SHIMD_DEVICE_RETRY_MS 1000
+#define SHIMD_PRESENCE_POLL_MS 500
+/* A terminal program that opens the line usually sets it up next and
+ * flushes its input, which would swallow a prompt sent at once. */
+#define SHIMD_SETTLE_MS 150
+#define SHIMD_ESTOP_BLOB "emergency-stop"
+
+/* One direction of the relay: bytes read from src, queued to the recorder,
+ * then written to dst. Only one chunk is held at a time. */
+struct shimd_relay {
+	uint8_t buf[SHIMD_RELAY_BUF];
+	size_t len;       /* bytes held */
+	size_t off;       /* bytes already written to dst */
+	int recorded;     /* the held bytes are in the recorder queue */
+	uint64_t bytes;   /* forwarded in this session */
+};
+
+struct shimd_admin_client {
+	int fd;
+	size_t len;
+	char buf[SHIMD_ADMIN_LINE];
+	unsigned uid;
+	int pid;
+};
+
+/* Extra descriptors (tamper sensors, heartbeats, SIEM link) watched by the
+ * loop. The callback runs after poll reports revents for fd. */
+struct shimd;
+typedef void (*shimd_watch_cb)(struct shimd *d, int fd, short revents,
+			       void *arg);
+
+struct shimd_watch {
+	int fd;
+	short events;
+	shimd_watch_cb cb;
+	void *arg;
+};
+
+enum shimd_timer {
+	SHIMD_T_FAIL_DELAY = 0, /* after a failed line */
+	SHIMD_T_IDLE,           /* session.idle_timeout */
+	SHIMD_T_MAX,            /* session.max_duration */
+	SHIMD_T_GRACE,          /* session.reconnect_grace after a hang-up */
+	SHIMD_T_LOCK,           /* LOCKED state expiry */
+	SHIMD_T_DEVICE,         /* reopen a lost tty device */
+	SHIMD_T_TECH,           /* reopen a lost technician tty */
+	SHIMD_T_PRESENCE,       /* DCD/DSR look */
+	SHIMD_T_SETTLE,         /* prompt a moment after a terminal opened */
+	SHIMD_T__COUNT,
+};
+
+struct shimd {
+	struct shim_config cfg;
+	struct shim_linux_port lp;
+	struct shim_gate gate;
+	uint8_t *gate_scratch;
+	size_t gate_scratch_cap;
+	struct shim_recorder *rec;
+	struct shim_eventlog *evlog;
+
+	struct shim_serial tech;
+	struct shim_serial dev;
+	int tech_present;      /* a technician is connected */
+	int dev_up;            /* the device endpoint is open */
+
+	enum shim_state state;
+	int64_t state_since_ns;  /* wall time of the last transition */
+	struct shim_lineedit le;
+	int fail_delay;          /* failure delay running: input ignored */
+
+	/* the open session */
+	char session_id[SHIM_SESSION_ID_MAX];
+	char tech_id[SHIM_TECH_ID_MAX + 1];
+	int64_t session_start_mono;
+	int64_t session_start_wall;
+	int64_t last_traffic_mono;
+	int grace;               /* technician gone, reconnect grace running */
+	struct shimd_relay in;   /* technician -> device */
+	struct shimd_relay out;  /* device -> technician */
+	int rec_wait;            /* waiting for recorder queue room */
+	uint64_t rec_stalls;     /* times the recorder queue pushed back */
+	size_t relay_cap;        /* bytes read per chunk (fits the queue) */
+
+	/* messages to the technician outside OPEN (prompt, echo, answers) */
+	uint8_t msg[SHIMD_MSG_BUF];
+	size_t msg_len;
+
+	int timer_fd[SHIMD_T__COUNT];
+	int signal_fd;
+	int admin_fd;
+	char *admin_path;
+	struct shimd_admin_client admin[SHIMD_ADMIN_CLIENTS];
+
+	struct shimd_watch watches[SHIMD_MAX_WATCHES];
+	size_t nwatches;
+
+	int lock_fd;             /* <storage_root>/shimd.lock, held */
+	int stop;                /* leave the loop */
+	int exit_code;
+	char estop_event[64];
+};
+
+/* Sets everything up from a loaded configuration (cfg is moved into d).
+ * Returns 0, or a negative code after logging a one-line reason. */
+int shimd_init(struct shimd *d, const struct shim_config *cfg);
+
+/* Runs the loop until SIGTERM/SIGINT or a fatal error. Returns the exit
+ * status for the process. */
+int shimd_run(struct shimd *d);
+
+void shimd_fini(struct shimd *d);
+
+/* Closes the gate at once: stops forwarding both ways, ends an open
+ * session with "tamper:<event>", enters EMERGENCY_STOP (latched, persisted)
+ * and prints "EMERGENCY STOP" to the technician. */
+void shimd_emergency_stop(struct shimd *d, const char *event);
+
+/* Adds a descriptor to the loop (sensors, heartbeat timers, SIEM). */
+int shimd_watch_add(struct shimd *d, int fd, short events, shimd_watch_cb cb,
+		    void *arg);
+void shimd_watch_remove(struct shimd *d, int fd);
+
+/* Emits an event through the event log (stamped with shim ID and seq). */
+void shimd_emit(struct shimd *d, struct shim_event *ev);
+
+/* Ends the open session with reason (contract 4.6). */
+void shimd_end_session(struct shimd *d, const char *reason);
+
+/* Arms (ms > 0) or disarms (ms == 0) one timer. */
+void shimd_timer_set(struct shimd *d, enum shimd_timer t, uint64_t ms);
+
+/* Admin socket (admin.c). */
+int shimd_admin_open(struct shimd *d);
+void shimd_admin_close(struct shimd *d);
+void shimd_admin_accept(struct shimd *d);
+void shimd_admin_client_io(struct shimd *d, struct shimd_admin_client *c);
+
+/* Fills buf with the status text given by "shimctl status". */
+size_t shimd_status_text(struct shimd *d, char *buf, size_t cap);
+
+/* Clears a technician's lockout (and the LOCKED state). */
+int shimd_reset_lockout(struct shimd *d, const char *id, const char *who);
+
+/* Runs --demo: temporary storage, emulated pump, technician pty. */
+int shimd_demo(const char *argv0);
+
+int64_t shimd_wall_ns(void);
+int64_t shimd_mono_ns(void);
+
+#endif

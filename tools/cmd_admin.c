@@ -1,0 +1,133 @@
+/*
+ * shimctl status | reset-lockout <technician_id> | end-session
+ *
+ * Talks to the running shimd over its admin socket (admin.socket, default
+ * <storage_root>/shimd.sock; 0600, peer credentials checked by shimd).
+ * One request line; the answer is text lines ending with "ok" or
+ * "error: <message>".
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "subcommands.h"
+#include "toolutil.h"
+
+#define ADMIN_TIMEOUT_MS 10000
+
+static int admin_request(const char *config_path, const char *request)
+{
+	struct shim_config cfg;
+	struct sockaddr_un sa;
+	char buf[4096], *last;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1, rc = 1;
+
+	if (tool_load_config(config_path, &cfg, 0) < 0) {
+		shim_config_free(&cfg);
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (cfg.admin_socket == NULL ||
+	    strlen(cfg.admin_socket) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "shimctl: no usable admin socket path in %s\n",
+			config_path);
+		goto out;
+	}
+	memcpy(sa.sun_path, cfg.admin_socket, strlen(cfg.admin_socket) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "shimctl: cannot reach shimd at %s: %s\n",
+			cfg.admin_socket, strerror(errno));
+		goto out;
+	}
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+		fprintf(stderr, "shimctl: %s: %s\n", cfg.admin_socket,
+			strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+
+		if (poll(&pf, 1, ADMIN_TIMEOUT_MS) <= 0) {
+			fprintf(stderr, "shimctl: shimd did not answer\n");
+			goto out;
+		}
+		if (len >= sizeof(buf) - 1) {
+			break;
+		}
+		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			break;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	/* the last line is the verdict */
+	while (len > 0 && buf[len - 1] == '\n') {
+		buf[--len] = '\0';
+	}
+	last = strrchr(buf, '\n');
+	last = last ? last + 1 : buf;
+	if (strcmp(last, "ok") == 0) {
+		*last = '\0';
+		fputs(buf, stdout);
+		rc = 0;
+	} else if (strncmp(last, "error: ", 7) == 0) {
+		*last = '\0';
+		fputs(buf, stdout);
+		fprintf(stderr, "shimctl: %s\n", last + 7);
+	} else {
+		fprintf(stderr, "shimctl: unexpected answer from shimd\n");
+	}
+out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	shim_config_free(&cfg);
+	return rc;
+}
+
+int cmd_status_main(int argc, char **argv, const char *config_path)
+{
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: shimctl status\n");
+		return 2;
+	}
+	return admin_request(config_path, "status");
+}
+
+int cmd_reset_lockout_main(int argc, char **argv, const char *config_path)
+{
+	char req[300];
+
+	if (argc != 2 || argv[1][0] == '\0' || strchr(argv[1], '\n') != NULL ||
+	    strlen(argv[1]) > 128) {
+		fprintf(stderr, "usage: shimctl reset-lockout <technician_id>\n");
+		return 2;
+	}
+	snprintf(req, sizeof(req), "reset-lockout %s", argv[1]);
+	return admin_request(config_path, req);
+}
+
+int cmd_end_session_main(int argc, char **argv, const char *config_path)
+{
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: shimctl end-session\n");
+		return 2;
+	}
+	return admin_request(config_path, "end-session");
+}
