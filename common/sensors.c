@@ -129,7 +129,10 @@ static void report(struct shim_sensors *ss, struct sensor *s, int state)
 	s->reported = state;
 }
 
-/* Feeds a raw reading through the debounce. Faults are reported at once. */
+/* Feeds a raw reading through the debounce. Faults, and tamper sensors
+ * becoming active, are reported at once: the debounce only keeps a
+ * bouncing contact from reporting a clear (or a power-fail glitch from
+ * shutting down); it must never delay closing the gate. */
 static void feed(struct shim_sensors *ss, struct sensor *s, int raw,
 		 int64_t now)
 {
@@ -138,6 +141,7 @@ static void feed(struct shim_sensors *ss, struct sensor *s, int raw,
 		s->raw_since_ms = now;
 	}
 	if (raw == RAW_FAULT || s->debounce_ms == 0 || s->reported == -1 ||
+	    (raw == RAW_ACTIVE && s->role == SHIM_ROLE_TAMPER) ||
 	    now - s->raw_since_ms >= (int64_t)s->debounce_ms) {
 		report(ss, s, raw);
 	}

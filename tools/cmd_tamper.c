@@ -134,6 +134,18 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "shimctl: %s names no shim.id\n", config_path);
 		goto out;
 	}
+	if (reset && daemon_running(cfg.admin_socket)) {
+		/* The running daemon owns the latch: it checks the token. */
+		char *req = malloc(strlen(token) + 16);
+
+		if (req == NULL) {
+			goto out;
+		}
+		snprintf(req, strlen(token) + 16, "tamper-reset %s", token);
+		status = tool_admin_request(config_path, req);
+		free(req);
+		goto out;
+	}
 	if (daemon_running(cfg.admin_socket) || take_locks(&cfg, lock_fds)) {
 		fprintf(stderr, "shimctl: shimd is running (%s): stop it first; "
 				"the latch is held by the running daemon\n",

@@ -29,7 +29,7 @@ static const struct {
 	  "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },
 	{ "token", cmd_token_main,
 	  "token issue tamper-reset --shim ID --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
-	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN   (shimd stopped)" },
+	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
 	{ "monitor", cmd_monitor_main,
 	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },
 };

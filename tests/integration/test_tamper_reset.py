@@ -6,6 +6,7 @@ import fcntl
 import os
 import shutil
 import socket
+import threading
 import stat
 import subprocess
 import sys
@@ -118,16 +119,37 @@ tamper:
         check("token show", "shim: pump-07" in r.stdout and
               "issuer: soc-duty" in r.stdout, r.stdout)
 
-        # While shimd runs (its admin socket answers), no offline reset.
+        # While shimd runs (its admin socket answers), the reset goes to
+        # the daemon, which owns the latch; nothing is cleared offline.
         sock_path = os.path.join(root, "shimd.sock")
         srv = socket.socket(socket.AF_UNIX)
         srv.bind(sock_path)
         srv.listen(1)
+        seen = []
+
+        def answer():
+            # shimctl first probes the socket, then sends its request.
+            srv.settimeout(10)
+            for _ in range(3):
+                c, _ = srv.accept()
+                req = c.recv(4096)
+                if req:
+                    seen.append(req)
+                    c.sendall(b"error: token refused: test daemon\n")
+                    c.close()
+                    return
+                c.close()
+        th = threading.Thread(target=answer)
+        th.start()
         r = run(*cfg, "tamper", "reset", "--token", good)
-        check("refused while shimd runs", r.returncode == 1 and
-              "running" in r.stderr, r.stderr)
+        th.join(5)
         srv.close()
         os.unlink(sock_path)
+        check("sent to the running shimd, not applied offline",
+              r.returncode == 1 and seen and
+              seen[0].startswith(b"tamper-reset SRT1.") and
+              "LATCHED" in run(*cfg, "tamper", "status").stdout,
+              r.stdout + r.stderr)
         # ... or holds its event log lock.
         with open(os.path.join(root, "eventlog.lock"), "w") as lk:
             fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -155,10 +155,30 @@ static void test_file_debounce(void **state)
 	int64_t t0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/bouncy", dir);
+	/* A tamper contact trips on its first edge: debounce never delays
+	 * closing the gate. */
+	snprintf(path, sizeof(path), "%s/case", dir);
 	one_file(&cfg, path, SHIM_ROLE_TAMPER, 150);
 	assert_int_equal(shim_sensors_open(&s, &cfg), 0);
-	/* A blip shorter than the debounce is not reported. */
+	t0 = now_us();
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(wait_event(s, &ev, 1000), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	assert_true(now_us() - t0 < 100000);
+	/* Its clearing is debounced. */
+	unlink(path);
+	usleep(20000);
+	assert_int_equal(shim_sensors_next(s, &ev), 0);
+	assert_int_equal(wait_event(s, &ev, 1000), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_CLEARED);
+	shim_sensors_close(s);
+
+	/* A power-fail input ignores a blip shorter than the debounce... */
+	snprintf(path, sizeof(path), "%s/bouncy", dir);
+	one_file(&cfg, path, SHIM_ROLE_POWER_FAIL, 150);
+	assert_int_equal(shim_sensors_open(&s, &cfg), 0);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fclose(f);
@@ -167,7 +187,7 @@ static void test_file_debounce(void **state)
 	assert_true(shim_sensors_timeout_ms(s) <= 150);
 	unlink(path);
 	assert_int_equal(wait_event(s, &ev, 400), 0);
-	/* A steady one is, after the debounce. */
+	/* ...and reports a steady one after the debounce. */
 	t0 = now_us();
 	f = fopen(path, "w");
 	assert_non_null(f);
