@@ -28,6 +28,7 @@
 
 #include "keys.h"
 #include "p256key.h"
+#include "util.h"
 
 #define MISSING_PERIODS 3
 #define FUTURE_SKEW 300     /* seconds a shim's clock may run ahead */
@@ -590,20 +591,6 @@ int shim_mon_is_signed(const struct shim_mon_line *l)
 	       shim_event_get(&l->ev, "sig") != NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 /*
  * What shim_event_verify() does, made reentrant and split in two so that
  * signatures can be checked in batches: that function keeps its canonical
@@ -625,8 +612,8 @@ static int prepare(const struct shim_event *ev, struct shim_p256_verifier *v,
 		return SHIM_ESIG;
 	}
 	for (i = 0; i < SHIM_P256_SIG_LEN; i++) {
-		hi = hexval(text[2 * i]);
-		lo = hexval(text[2 * i + 1]);
+		hi = shim_hexval(text[2 * i]);
+		lo = shim_hexval(text[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			return SHIM_ESIG;
 		}

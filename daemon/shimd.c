@@ -37,18 +37,12 @@ static void on_tech_hangup(struct shimd *d);
 
 int64_t shimd_wall_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return shim_linux_wall_ns();
 }
 
 int64_t shimd_mono_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return shim_linux_mono_ns();
 }
 
 static uint64_t secs_to_ms(double s)
