@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo clean
+.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -40,6 +40,10 @@ bench: deps all
 
 demo: deps all
 	sh scripts/demo.sh $(BUILD)
+
+# One whole session by itself, printing what each side saw.
+demo-walkthrough: deps all
+	sh scripts/demo.sh $(BUILD) --walkthrough
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -42,6 +42,12 @@ int shim_sensors_next(struct shim_sensors *s, struct shim_sensor_event *ev);
 /* 1 when any tamper sensor is tripped now (checked at start). */
 int shim_sensors_any_tripped(struct shim_sensors *s);
 
+/* 1 when a reset_key sensor is active now (read it at start only). */
+int shim_sensors_reset_key_held(struct shim_sensors *s);
+
+/* 1 when any sensor is in fault now (tamper.on_sensor_fault decides). */
+int shim_sensors_any_fault(struct shim_sensors *s);
+
 void shim_sensors_close(struct shim_sensors *s);
 
 #endif

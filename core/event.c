@@ -246,20 +246,6 @@ int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto)
 	return shim_event_add(ev, "sig", text);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
 		      const struct shim_crypto_ops *crypto)
 {
@@ -272,7 +258,7 @@ int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
 		return SHIM_ESIG;
 	}
 	for (i = 0; i < sizeof(sig); i++) {
-		int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+		int hi = shim_hexval(text[2 * i]), lo = shim_hexval(text[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			return SHIM_ESIG;

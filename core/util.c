@@ -39,6 +39,20 @@ uint32_t shim_crc32(uint32_t crc, const uint8_t *buf, size_t len)
 	return ~crc;
 }
 
+int shim_hexval(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
 size_t shim_md_len(enum shim_md md)
 {
 	switch (md) {

@@ -51,6 +51,9 @@ static inline uint64_t shim_get_u64(const uint8_t *p)
 	return ((uint64_t)shim_get_u32(p) << 32) | shim_get_u32(p + 4);
 }
 
+/* Value of one hexadecimal digit (either case), or -1. */
+int shim_hexval(char c);
+
 /* CRC-32 (IEEE 802.3, as zlib) over buf, continuing from crc (start at 0). */
 uint32_t shim_crc32(uint32_t crc, const uint8_t *buf, size_t len);
 

@@ -219,6 +219,15 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		replys(c, buf);
 		return;
 	}
+	if (strncmp(line, "tamper-reset ", 13) == 0) {
+		char msg[256];
+
+		rc = shimd_tamper_reset(d, line + 13, who, msg, sizeof(msg));
+		admin_event(d, c, "tamper_reset", rc == 0 ? "cleared" : "refused");
+		snprintf(buf, sizeof(buf), "%s\n%s", msg, rc == 0 ? "ok\n" : "");
+		replys(c, buf);
+		return;
+	}
 	log_warn("admin %s: unknown command", who);
 	replys(c, "error: unknown command\n");
 }

@@ -37,18 +37,12 @@ static void on_tech_hangup(struct shimd *d);
 
 int64_t shimd_wall_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return shim_linux_wall_ns();
 }
 
 int64_t shimd_mono_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return shim_linux_mono_ns();
 }
 
 static uint64_t secs_to_ms(double s)
@@ -167,7 +161,7 @@ static void set_state(struct shimd *d, enum shim_sm_event ev,
 			cause);
 		if (d->state == SHIM_ST_OPEN) {
 			/* should not happen: the table has every OPEN exit */
-			shimd_emergency_stop(d, "integrity");
+			shimd_emergency_stop(d, "integrity", "state machine refused a transition");
 		}
 		return;
 	}
@@ -870,17 +864,18 @@ static void presence_check(struct shimd *d)
 
 /* ---- emergency stop -------------------------------------------------------- */
 
-void shimd_emergency_stop(struct shimd *d, const char *event)
+void shimd_emergency_stop(struct shimd *d, const char *event,
+			  const char *detail)
 {
-	struct shim_event ev;
 	char reason[96];
-	int rc;
+	int already = d->state == SHIM_ST_EMERGENCY_STOP;
 
-	/* Close the gate before anything else. */
+	/* Close the gate before anything else: nothing held is forwarded,
+	 * and the loop reads neither side again outside OPEN. */
+	d->estop_ns = shimd_wall_ns();
 	relay_clear(&d->in);
 	relay_clear(&d->out);
 	snprintf(reason, sizeof(reason), "tamper:%s", event);
-	snprintf(d->estop_event, sizeof(d->estop_event), "%s", event);
 	if (d->state == SHIM_ST_OPEN) {
 		enum shim_state keep = d->state;
 
@@ -889,7 +884,10 @@ void shimd_emergency_stop(struct shimd *d, const char *event)
 		shimd_end_session(d, reason);
 		d->state = keep;
 	}
-	set_state(d, SHIM_SM_TAMPER, event);
+	if (!already) {
+		snprintf(d->estop_event, sizeof(d->estop_event), "%s", event);
+		set_state(d, SHIM_SM_TAMPER, event);
+	}
 	if (d->state != SHIM_ST_EMERGENCY_STOP) {
 		/* the table always allows it; be certain anyway */
 		d->state = SHIM_ST_EMERGENCY_STOP;
@@ -898,17 +896,20 @@ void shimd_emergency_stop(struct shimd *d, const char *event)
 	shim_lineedit_reset(&d->le);
 	d->msg_len = 0;
 	says(d, "\r\nEMERGENCY STOP\r\n");
-	log_err("EMERGENCY STOP: %s", event);
-	rc = d->lp.port.store.save(d->lp.port.store.ctx, SHIMD_ESTOP_BLOB,
-				   (const uint8_t *)event, strlen(event));
-	if (rc < 0) {
-		log_err("emergency stop latch not persisted: %s",
-			shim_strerror(rc));
+	log_err("EMERGENCY STOP: %s%s%s", event, detail ? ": " : "",
+		detail ? detail : "");
+	/* Then latch (persisted) and report in the priority lane. */
+	if (!shim_tamper_is_latched(&d->tamper)) {
+		shimd_tamper_latch(d, event, detail ? detail : "");
 	}
-	if (shim_event_init(&ev, "emergency_stop", SHIM_SEV_ALERT,
-			    shimd_wall_ns()) == 0) {
-		shim_event_add(&ev, "event", event);
-		shimd_emit(d, &ev);
+}
+
+void shimd_estop_cleared(struct shimd *d)
+{
+	set_state(d, SHIM_SM_ESTOP_RESET, "authorised reset");
+	if (d->tech_present) {
+		set_state(d, SHIM_SM_CONNECT, "technician present");
+		show_prompt(d);
 	}
 }
 
@@ -1219,6 +1220,14 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 		timer_ack(d, t);
 		on_tech_connect(d, "technician opened the line");
 		break;
+	case SHIMD_T_SENSORS:
+		timer_ack(d, t);
+		shimd_sensors_service(d);
+		break;
+	case SHIMD_T_HEARTBEAT:
+		timer_ack(d, t);
+		shimd_heartbeat_tick(d);
+		break;
 	default:
 		timer_ack(d, t);
 		break;
@@ -1324,16 +1333,21 @@ int shimd_run(struct shimd *d)
 			relay_step(d);
 		}
 	}
-	/* SIGTERM: end the session, say so, report. */
-	if (d->state == SHIM_ST_OPEN) {
-		shimd_end_session(d, "shutdown");
+	/* SIGTERM or the power-fail input: end the session, say so, report
+	 * the expected absence with a signed shutting_down. */
+	{
+		int pf = strcmp(d->stop_reason, "power_fail") == 0;
+
+		if (d->state == SHIM_ST_OPEN) {
+			shimd_end_session(d, pf ? "power_loss" : "shutdown");
+		}
+		if (d->tech_present) {
+			d->msg_len = 0;
+			says(d, "\r\nShim shutting down\r\n");
+		}
+		shimd_heartbeat_shutdown(d, pf ? "power_fail" :
+					 d->exit_code == 0 ? "sigterm" : "error");
 	}
-	if (d->tech_present) {
-		d->msg_len = 0;
-		says(d, "\r\nShim shutting down\r\n");
-	}
-	emit_simple(d, "shutting_down", SHIM_SEV_NOTICE, "reason",
-		    d->exit_code == 0 ? "signal" : "error");
 	return d->exit_code;
 }
 
@@ -1406,8 +1420,6 @@ static int check_storage(const char *root)
 int shimd_init(struct shimd *d, const struct shim_config *cfg)
 {
 	char *state_dir = NULL;
-	uint8_t latch[64];
-	size_t latch_len = 0;
 	int64_t now;
 	size_t i;
 	int rc;
@@ -1556,24 +1568,9 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		return rc;
 	}
 
-	rc = d->lp.port.store.load(d->lp.port.store.ctx, SHIMD_ESTOP_BLOB, latch,
-				   sizeof(latch) - 1, &latch_len);
-	if (rc == 0 || rc == SHIM_ENOSPC) {
-		if (latch_len >= sizeof(latch)) {
-			latch_len = sizeof(latch) - 1;
-		}
-		latch[latch_len] = '\0';
-		shimd_log_sanitize(d->estop_event, sizeof(d->estop_event),
-				   (const char *)latch, latch_len);
-		d->state = SHIM_ST_EMERGENCY_STOP;
-		log_err("EMERGENCY STOP latched (%s): the gate stays closed until "
-			"an authorised reset", d->estop_event);
-	} else if (rc != SHIM_ENOENT) {
-		/* cannot tell whether a stop is latched: fail closed */
-		snprintf(d->estop_event, sizeof(d->estop_event), "latch_unreadable");
-		d->state = SHIM_ST_EMERGENCY_STOP;
-		log_err("emergency stop latch unreadable (%s): gate closed",
-			shim_strerror(rc));
+	rc = shimd_tamper_init(d);
+	if (rc < 0) {
+		return rc;
 	}
 
 	{
@@ -1583,6 +1580,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 				    shimd_wall_ns()) == 0) {
 			shim_event_add(&ev, "version", SHIM_VERSION);
 			shim_event_add(&ev, "state", shim_state_name(d->state));
+			shim_event_add_u64(&ev, "boot_count", d->tamper.boot_count);
 			shimd_emit(d, &ev);
 		}
 	}
@@ -1607,6 +1605,7 @@ void shimd_fini(struct shimd *d)
 	size_t i;
 
 	shimd_admin_close(d);
+	shimd_tamper_fini(d);
 	if (d->rec != NULL) {
 		shim_recorder_close(d->rec, "shutdown");
 		d->rec = NULL;

@@ -13,16 +13,19 @@
 #include "config.h"
 #include "eventlog.h"
 #include "gate.h"
+#include "heartbeat.h"
 #include "lineedit.h"
 #include "port_linux.h"
 #include "recorder.h"
+#include "sensors.h"
 #include "serial.h"
 #include "session.h"
+#include "tamper.h"
 
 #define SHIMD_RELAY_BUF 4096
 #define SHIMD_MSG_BUF 2048
 #define SHIMD_ADMIN_CLIENTS 4
-#define SHIMD_ADMIN_LINE 512
+#define SHIMD_ADMIN_LINE 2048
 #define SHIMD_MAX_WATCHES 24
 #define SHIMD_FAIL_DELAY_MS 1000
 #define SHIMD_DEVICE_RETRY_MS 1000
@@ -30,7 +33,6 @@
 /* A terminal program that opens the line usually sets it up next and
  * flushes its input, which would swallow a prompt sent at once. */
 #define SHIMD_SETTLE_MS 150
-#define SHIMD_ESTOP_BLOB "emergency-stop"
 
 /* One direction of the relay: bytes read from src, queued to the recorder,
  * then written to dst. Only one chunk is held at a time. */
@@ -73,6 +75,8 @@ enum shimd_timer {
 	SHIMD_T_TECH,           /* reopen a lost technician tty */
 	SHIMD_T_PRESENCE,       /* DCD/DSR look */
 	SHIMD_T_SETTLE,         /* prompt a moment after a terminal opened */
+	SHIMD_T_SENSORS,        /* sensor debounce and file checks */
+	SHIMD_T_HEARTBEAT,      /* tamper.heartbeat_period */
 	SHIMD_T__COUNT,
 };
 
@@ -121,6 +125,16 @@ struct shimd {
 	struct shimd_watch watches[SHIMD_MAX_WATCHES];
 	size_t nwatches;
 
+	/* tamper latch, sensors, heartbeats (tamper.c) */
+	struct shim_tamper tamper;
+	struct shim_sensors *sensors;
+	struct shim_hb_timer hb;
+	int64_t boot_mono_ns;
+	char bin_digest[65];
+	char cfg_digest[65];
+	char stop_reason[24];    /* why the loop is stopping ("" = signal) */
+	int64_t estop_ns;        /* wall time the gate was closed by a stop */
+
 	int lock_fd;             /* <storage_root>/shimd.lock, held */
 	int stop;                /* leave the loop */
 	int exit_code;
@@ -139,8 +153,24 @@ void shimd_fini(struct shimd *d);
 
 /* Closes the gate at once: stops forwarding both ways, ends an open
  * session with "tamper:<event>", enters EMERGENCY_STOP (latched, persisted)
- * and prints "EMERGENCY STOP" to the technician. */
-void shimd_emergency_stop(struct shimd *d, const char *event);
+ * and prints "EMERGENCY STOP" to the technician; then reports "tamper" and
+ * "emergency_stop" in the priority lane. detail may be NULL. */
+void shimd_emergency_stop(struct shimd *d, const char *event,
+			  const char *detail);
+
+/* Back to IDLE/CHALLENGE after an authorised reset of the latch. */
+void shimd_estop_cleared(struct shimd *d);
+
+/* tamper.c: the latch, sensors and heartbeats in the loop. */
+int shimd_tamper_init(struct shimd *d);
+void shimd_tamper_fini(struct shimd *d);
+void shimd_tamper_latch(struct shimd *d, const char *event, const char *detail);
+void shimd_sensors_service(struct shimd *d);
+void shimd_heartbeat_tick(struct shimd *d);
+void shimd_heartbeat_shutdown(struct shimd *d, const char *reason);
+/* Clears the latch with a signed reset token; msg gets the answer line. */
+int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
+		       char *msg, size_t cap);
 
 /* Adds a descriptor to the loop (sensors, heartbeat timers, SIEM). */
 int shimd_watch_add(struct shimd *d, int fd, short events, shimd_watch_cb cb,

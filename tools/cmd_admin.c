@@ -20,7 +20,7 @@
 
 #define ADMIN_TIMEOUT_MS 10000
 
-static int admin_request(const char *config_path, const char *request)
+int tool_admin_request(const char *config_path, const char *request)
 {
 	struct shim_config cfg;
 	struct sockaddr_un sa;
@@ -106,7 +106,7 @@ int cmd_status_main(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "usage: shimctl status\n");
 		return 2;
 	}
-	return admin_request(config_path, "status");
+	return tool_admin_request(config_path, "status");
 }
 
 int cmd_reset_lockout_main(int argc, char **argv, const char *config_path)
@@ -119,7 +119,7 @@ int cmd_reset_lockout_main(int argc, char **argv, const char *config_path)
 		return 2;
 	}
 	snprintf(req, sizeof(req), "reset-lockout %s", argv[1]);
-	return admin_request(config_path, req);
+	return tool_admin_request(config_path, req);
 }
 
 int cmd_end_session_main(int argc, char **argv, const char *config_path)
@@ -129,5 +129,5 @@ int cmd_end_session_main(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "usage: shimctl end-session\n");
 		return 2;
 	}
-	return admin_request(config_path, "end-session");
+	return tool_admin_request(config_path, "end-session");
 }

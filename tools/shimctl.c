@@ -25,6 +25,13 @@ static const struct {
 	{ "reset-lockout", cmd_reset_lockout_main, "reset-lockout <technician_id>" },
 	{ "end-session", cmd_end_session_main, "end-session" },
 	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
+	{ "identity", cmd_identity_main,
+	  "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },
+	{ "token", cmd_token_main,
+	  "token issue tamper-reset --shim ID --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
+	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
+	{ "monitor", cmd_monitor_main,
+	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },
 };
 
 static void usage(FILE *f)

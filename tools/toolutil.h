@@ -13,4 +13,8 @@ int tool_load_config(const char *path, struct shim_config *cfg, int optional);
 const char *tool_opt(int argc, char **argv, const char *name);
 int tool_flag(int argc, char **argv, const char *name);
 
+/* Sends one request line to the running shimd's admin socket, prints the
+ * answer; returns the exit status (0 when shimd answered "ok"). */
+int tool_admin_request(const char *config_path, const char *request);
+
 #endif

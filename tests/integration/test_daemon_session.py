@@ -280,36 +280,6 @@ def test_admin_socket_is_private():
     with_shim(body)
 
 
-def test_emergency_stop_latch_survives_restart():
-    s = st.Shim()
-    try:
-        # A latched stop (as written by a tamper trip) keeps the gate shut.
-        os.makedirs(os.path.join(s.storage, "state"), mode=0o700)
-        s.start()
-        s.stop()
-        state = os.path.join(s.storage, "state")
-        names = os.listdir(state)
-        blob = os.path.join(state, "emergency-stop")
-        if "emergency-stop" not in names:
-            with open(blob, "w") as f:
-                f.write("case_opened")
-        s.start()
-        dev = s.connect_dev()
-        t = st.Pty(s.tech_path)
-        assert b"EMERGENCY STOP" in t.read_until(b"EMERGENCY STOP", 5)
-        code = st.totp(s.techs["alice@example.org"])
-        t.write(("alice@example.org %s\r" % code).encode())
-        out = t.read_for(1.0)
-        assert b"Authenticated" not in out
-        assert dev.read_for(0.3) == b""
-        assert "state: EMERGENCY_STOP" in s.admin("status")
-    except Exception:
-        print(s.log()[-3000:])
-        raise
-    finally:
-        s.cleanup()
-
-
 if __name__ == "__main__":
     st.need_binaries(st.SHIMD, st.SHIMCTL)
     st.run(st.tests_of(globals()))

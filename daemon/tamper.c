@@ -1,0 +1,314 @@
+/*
+ * Tamper sensors, the emergency-stop latch and heartbeats in shimd.
+ *
+ * The latch itself is core/tamper.c (persisted, signed, survives restart,
+ * cleared only with authority); the sensors are common/sensors.c. This
+ * file wires them into the loop: sensor descriptors and a sensor timer,
+ * the heartbeat timer, the start-up checks and the admin reset.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heartbeat.h"
+#include "keys.h"
+#include "log.h"
+#include "p256key.h"
+#include "shimd.h"
+
+static void tamper_emit_trip(struct shimd *d, int64_t wall)
+{
+	struct shim_event ev;
+
+	if (shim_tamper_event(&d->tamper, &ev, wall) == 0) {
+		if (d->estop_ns != 0) {
+			shim_event_add_i64(&ev, "gate_closed_ns", d->estop_ns);
+		}
+		shimd_emit(d, &ev);
+	}
+	if (shim_tamper_stop_event(&d->tamper, &ev, wall) == 0) {
+		shimd_emit(d, &ev);
+	}
+}
+
+void shimd_tamper_latch(struct shimd *d, const char *event, const char *detail)
+{
+	int64_t wall = shimd_wall_ns();
+	int rc;
+
+	rc = shim_tamper_trip(&d->tamper, event, detail, wall);
+	if (rc < 0) {
+		log_err("tamper latch not persisted: %s (latched in memory)",
+			shim_strerror(rc));
+	}
+	tamper_emit_trip(d, wall);
+}
+
+static void power_fail(struct shimd *d, const struct shim_sensor_event *sev)
+{
+	log_warn("power-fail input (%s): graceful shutdown", sev->detail);
+	snprintf(d->stop_reason, sizeof(d->stop_reason), "power_fail");
+	d->stop = 1;
+}
+
+static void handle_sensor(struct shimd *d, const struct shim_sensor_event *sev)
+{
+	struct shim_event ev;
+	int stop;
+
+	switch (sev->kind) {
+	case SHIM_SENSOR_EV_TRIPPED:
+		if (sev->role == SHIM_ROLE_TAMPER) {
+			shimd_emergency_stop(d, sev->event, sev->detail);
+		} else if (sev->role == SHIM_ROLE_POWER_FAIL) {
+			power_fail(d, sev);
+		} else {
+			log_info("reset key pressed (%s): it is read only at start",
+				 sev->detail);
+		}
+		break;
+	case SHIM_SENSOR_EV_FAULT:
+		stop = d->cfg.on_sensor_fault == SHIM_ON_FAILURE_STOP;
+		log_err("sensor %s fault: %s%s", sev->event, sev->detail,
+			stop ? ": emergency stop" : "");
+		if (shim_tamper_fault_event(&ev, sev->event, sev->detail,
+					    stop ? "stop" : "report",
+					    shimd_wall_ns()) == 0) {
+			shimd_emit(d, &ev);
+		}
+		if (stop && sev->role == SHIM_ROLE_TAMPER) {
+			shimd_emergency_stop(d, "sensor_fault", sev->detail);
+		}
+		break;
+	case SHIM_SENSOR_EV_CLEARED:
+	default:
+		log_info("sensor %s cleared (%s)", sev->event, sev->detail);
+		break;
+	}
+}
+
+static void sensors_arm(struct shimd *d)
+{
+	int ms = shim_sensors_timeout_ms(d->sensors);
+
+	shimd_timer_set(d, SHIMD_T_SENSORS, ms < 0 ? 0 : (uint64_t)ms + (ms == 0));
+}
+
+void shimd_sensors_service(struct shimd *d)
+{
+	struct shim_sensor_event sev;
+
+	if (d->sensors == NULL) {
+		return;
+	}
+	while (shim_sensors_next(d->sensors, &sev) == 1) {
+		handle_sensor(d, &sev);
+	}
+	sensors_arm(d);
+}
+
+static void on_sensor_fd(struct shimd *d, int fd, short revents, void *arg)
+{
+	(void)fd;
+	(void)revents;
+	(void)arg;
+	shimd_sensors_service(d);
+}
+
+static void heartbeat_info(struct shimd *d, struct shim_heartbeat_info *hb,
+			   char chain[65])
+{
+	struct shim_eventlog_status es;
+
+	memset(hb, 0, sizeof(*hb));
+	memset(&es, 0, sizeof(es));
+	if (d->evlog != NULL) {
+		shim_eventlog_status(d->evlog, &es);
+	}
+	chain[0] = '\0';
+	if (d->rec != NULL) {
+		shim_recorder_chain_head(d->rec, chain);
+	}
+	hb->boot_count = d->tamper.boot_count;
+	hb->uptime_s = (shimd_mono_ns() - d->boot_mono_ns) / 1000000000LL;
+	hb->state = shim_state_name(d->state);
+	hb->tamper = shim_tamper_is_latched(&d->tamper);
+	hb->session_active = d->state == SHIM_ST_OPEN;
+	hb->spool_depth = es.spool_depth;
+	hb->version = SHIM_VERSION;
+	hb->binary_digest = d->bin_digest[0] ? d->bin_digest : NULL;
+	hb->config_digest = d->cfg_digest[0] ? d->cfg_digest : NULL;
+	hb->chain_head = chain[0] ? chain : NULL;
+	hb->period_s = (uint32_t)(d->cfg.heartbeat_period + 0.5);
+}
+
+void shimd_heartbeat_tick(struct shimd *d)
+{
+	struct shim_heartbeat_info hb;
+	struct shim_event ev;
+	char chain[65];
+	int64_t mono = shimd_mono_ns();
+	int ms;
+
+	if (shim_hb_timer_fire(&d->hb, mono)) {
+		heartbeat_info(d, &hb, chain);
+		if (shim_heartbeat_build(&ev, &hb, shimd_wall_ns()) == 0) {
+			shimd_emit(d, &ev);
+			log_debug("heartbeat %" PRIu64 " (boot %" PRIu64 ")", ev.seq,
+				  hb.boot_count);
+		}
+		/* A trusted clock keeps the gate's time floor moving. */
+		shim_gate_note_time(&d->gate, shimd_wall_ns() / 1000000000LL);
+	}
+	ms = shim_hb_timer_ms(&d->hb, shimd_mono_ns());
+	shimd_timer_set(d, SHIMD_T_HEARTBEAT, ms <= 0 ? 1 : (uint64_t)ms);
+}
+
+void shimd_heartbeat_shutdown(struct shimd *d, const char *reason)
+{
+	struct shim_heartbeat_info hb;
+	struct shim_event ev;
+	char chain[65];
+
+	heartbeat_info(d, &hb, chain);
+	if (shim_heartbeat_build_shutdown(&ev, &hb, reason, shimd_wall_ns()) == 0) {
+		shimd_emit(d, &ev);
+	}
+}
+
+int shimd_tamper_init(struct shimd *d)
+{
+	struct shim_sensor_event sev;
+	struct pollfd pfds[SHIM_MAX_SENSORS * 2 + 2];
+	struct shim_event ev;
+	size_t n, i;
+	int rc;
+
+	d->boot_mono_ns = shimd_mono_ns();
+	rc = shim_tamper_open(&d->tamper, &d->lp.port, d->cfg.shim_id);
+	if (rc < 0) {
+		log_err("tamper state: %s: the latch is set (fail closed)",
+			shim_strerror(rc));
+	}
+	rc = shim_sensors_open(&d->sensors, &d->cfg);
+	if (rc < 0) {
+		log_err("sensors: %s", shim_strerror(rc));
+		return rc;
+	}
+	if (shim_tamper_is_latched(&d->tamper) &&
+	    shim_sensors_reset_key_held(d->sensors)) {
+		rc = shim_tamper_reset_physical(&d->tamper, shimd_wall_ns());
+		log_warn("physical reset key held at start: latch %s",
+			 rc == 0 ? "cleared" : shim_strerror(rc));
+	}
+	if (d->tamper.reset_pending) {
+		if (shim_tamper_reset_event(&d->tamper, &ev, shimd_wall_ns()) == 0) {
+			shimd_emit(d, &ev);
+		}
+		shim_tamper_reset_reported(&d->tamper);
+	}
+	if (shim_tamper_is_latched(&d->tamper)) {
+		snprintf(d->estop_event, sizeof(d->estop_event), "%s",
+			 d->tamper.event);
+		d->state = SHIM_ST_EMERGENCY_STOP;
+		log_err("EMERGENCY STOP latched (%s%s%s): the gate stays closed "
+			"until an authorised reset", d->tamper.event,
+			d->tamper.detail[0] ? ": " : "", d->tamper.detail);
+		if (d->tamper.tripped_at_open) {
+			tamper_emit_trip(d, shimd_wall_ns());
+		}
+	}
+
+	n = shim_sensors_pollfds(d->sensors, pfds, sizeof(pfds) / sizeof(pfds[0]));
+	for (i = 0; i < n; i++) {
+		rc = shimd_watch_add(d, pfds[i].fd, pfds[i].events, on_sensor_fd,
+				     NULL);
+		if (rc < 0) {
+			log_err("sensors: too many descriptors");
+			return rc;
+		}
+	}
+	/* A sensor already tripped at start trips now, before any prompt. */
+	while (shim_sensors_next(d->sensors, &sev) == 1) {
+		handle_sensor(d, &sev);
+	}
+	sensors_arm(d);
+
+	if (shim_sha256_file_hex("/proc/self/exe", d->bin_digest) != 0) {
+		d->bin_digest[0] = '\0';
+	}
+	if (shim_sha256_file_hex(d->cfg.file, d->cfg_digest) != 0) {
+		d->cfg_digest[0] = '\0';
+	}
+	shim_hb_timer_init(&d->hb, d->cfg.heartbeat_period, shimd_mono_ns());
+	shimd_heartbeat_tick(d);
+	return 0;
+}
+
+int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
+		       char *msg, size_t cap)
+{
+	struct shim_reset_token tok;
+	struct shim_event ev;
+	uint8_t auth[SHIM_P256_PUB_LEN];
+	const char *why = "";
+	int64_t now = shimd_wall_ns() / 1000000000LL;
+	int rc;
+
+	if (!shim_tamper_is_latched(&d->tamper)) {
+		snprintf(msg, cap, "error: no emergency stop is latched");
+		return SHIM_ESTATE;
+	}
+	if (d->cfg.reset_authority_public_key == NULL) {
+		snprintf(msg, cap, "error: the configuration names no "
+				   "tamper.reset_authority_public_key");
+		return SHIM_ENOENT;
+	}
+	rc = shim_keys_load_public(d->cfg.reset_authority_public_key, auth);
+	if (rc < 0) {
+		snprintf(msg, cap, "error: reset authority key: %s",
+			 shim_strerror(rc));
+		return rc;
+	}
+	rc = shim_token_parse(token, strlen(token), &tok);
+	if (rc < 0) {
+		log_warn("admin %s: tamper reset refused: malformed token", who);
+		snprintf(msg, cap, "error: malformed token");
+		return rc;
+	}
+	rc = shim_tamper_reset_token(&d->tamper, &tok, auth, now, &why);
+	if (rc < 0) {
+		log_warn("admin %s: tamper reset refused: %s", who,
+			 why && why[0] ? why : shim_strerror(rc));
+		snprintf(msg, cap, "error: token refused: %s",
+			 why && why[0] ? why : shim_strerror(rc));
+		if (shim_event_init(&ev, "tamper_reset_refused", SHIM_SEV_WARNING,
+				    shimd_wall_ns()) == 0) {
+			shim_event_add(&ev, "reason", why && why[0] ? why :
+						      shim_strerror(rc));
+			shim_event_add(&ev, "admin", who);
+			shimd_emit(d, &ev);
+		}
+		return rc;
+	}
+	if (shim_tamper_reset_event(&d->tamper, &ev, shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "admin", who);
+		shimd_emit(d, &ev);
+	}
+	shim_tamper_reset_reported(&d->tamper);
+	log_warn("admin %s: emergency stop cleared by token from %s (%s)", who,
+		 tok.issuer, tok.reason);
+	d->estop_event[0] = '\0';
+	shimd_estop_cleared(d);
+	snprintf(msg, cap, "emergency stop cleared (issuer %s)", tok.issuer);
+	return 0;
+}
+
+void shimd_tamper_fini(struct shimd *d)
+{
+	if (d->sensors != NULL) {
+		shim_sensors_close(d->sensors);
+		d->sensors = NULL;
+	}
+}
