@@ -609,6 +609,7 @@ static void *flusher_main(void *arg)
 	uint64_t target, seq;
 	int audit_fd, ok, i, store_err = 0;
 
+	pthread_setname_np(pthread_self(), "shim-eventlog");
 	pthread_mutex_lock(&el->mu);
 	for (;;) {
 		/* Asleep until there is something to commit; the only timers
@@ -850,6 +851,7 @@ static void *sender_main(void *arg)
 	unsigned fails = 0;
 	char err[160];
 
+	pthread_setname_np(pthread_self(), "shim-siem");
 	fl = calloc(INFLIGHT_MAX, sizeof(*fl));
 	batch = malloc(SEND_BATCH + SHIM_SPOOL_REC_MAX + 16);
 	rbuf = malloc(SHIM_SPOOL_REC_MAX);

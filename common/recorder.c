@@ -885,6 +885,7 @@ static void *writer_main(void *arg)
 	uint64_t one = 1;
 	ssize_t wn;
 
+	pthread_setname_np(pthread_self(), "shim-recorder");
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		int64_t deadline = -1;
