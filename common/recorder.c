@@ -1103,7 +1103,22 @@ int shim_recorder_local_custody(struct shim_recorder *r)
 	return r->local_custody;
 }
 
+static int can_start(struct shim_recorder *r);
+
+/* Retention runs in the writer at open and after each session; here only
+ * when the budget needs the room. */
 int shim_recorder_can_start(struct shim_recorder *r)
+{
+	int rc = can_start(r);
+
+	if (rc == SHIM_ENOSPC && r->cfg->retention_days != 0) {
+		prune(r);
+		rc = can_start(r);
+	}
+	return rc;
+}
+
+static int can_start(struct shim_recorder *r)
 {
 	struct statvfs sv;
 	uint64_t used;
@@ -1187,13 +1202,7 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 		rc = SHIM_EINVAL;
 		goto out;
 	}
-	/* Retention runs in the writer after each session; here only when
-	 * the budget needs the room. */
 	rc = shim_recorder_can_start(r);
-	if (rc == SHIM_ENOSPC && r->cfg->retention_days != 0) {
-		prune(r);
-		rc = shim_recorder_can_start(r);
-	}
 	if (rc != 0) {
 		goto out;
 	}

@@ -351,6 +351,23 @@ static void test_budget_and_retention(void **state)
 			 0);
 	assert_int_not_equal(access(path, F_OK), 0);
 	shim_recorder_close(r, "shutdown");
+
+	/* over budget because of an expired recording: the check that
+	 * refuses a session prunes first */
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(chunk, 1, sizeof(chunk), f), sizeof(chunk));
+	fclose(f);
+	cfg.retention_days = 0;
+	cfg.max_bytes = 1500 + sizeof(chunk);
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
+			 0);
+	usleep(200000); /* the writer's own pass is over (retention off) */
+	assert_int_equal(access(path, F_OK), 0);
+	cfg.retention_days = 30;
+	assert_int_equal(shim_recorder_can_start(r), 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	shim_recorder_close(r, "shutdown");
 	shim_config_free(&cfg);
 }
 
