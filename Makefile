@@ -15,8 +15,9 @@ configure:
 deps:
 	@sh scripts/install-deps.sh
 
-# Everything, from scratch: packages, a clean build, every test, the unit
-# tests again under ASan+UBSan, and a short run of each fuzz target.
+# Everything, from scratch: packages, a clean build, every test, every test
+# again with the binaries built under ASan+UBSan, and a short run of each
+# fuzz target.
 check: deps
 	rm -rf $(BUILD) build-asan build-fuzz
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
@@ -28,7 +29,7 @@ check-asan:
 	cmake -S . -B build-asan -DSHIM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --output-on-failure -j $(JOBS) -L unit
+		ctest --output-on-failure -j $(JOBS)
 
 check-fuzz:
 	CC=clang cmake -S . -B build-fuzz -DSHIM_FUZZ=ON -DBUILD_TESTING=OFF

@@ -4,6 +4,7 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <mbedtls/ecdh.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
 
 #include "port_linux.h"
 #include "util.h"
@@ -344,4 +346,42 @@ out:
 	free(priv);
 	free(pubp);
 	return rc;
+}
+
+int shim_sha256_file_hex(const char *path, char hex[65])
+{
+	static const char hexd[] = "0123456789abcdef";
+	mbedtls_sha256_context c;
+	uint8_t buf[16384], d[32];
+	ssize_t n;
+	int fd, i, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		return shim_err_from_errno(errno);
+	}
+	mbedtls_sha256_init(&c);
+	mbedtls_sha256_starts_ret(&c, 0);
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			rc = shim_err_from_errno(errno);
+			break;
+		}
+		mbedtls_sha256_update_ret(&c, buf, (size_t)n);
+	}
+	close(fd);
+	mbedtls_sha256_finish_ret(&c, d);
+	mbedtls_sha256_free(&c);
+	if (rc != 0) {
+		return rc;
+	}
+	for (i = 0; i < 32; i++) {
+		hex[2 * i] = hexd[d[i] >> 4];
+		hex[2 * i + 1] = hexd[d[i] & 15];
+	}
+	hex[64] = '\0';
+	return 0;
 }

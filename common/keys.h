@@ -61,4 +61,7 @@ int shim_keys_ensure_identity(const struct shim_config *cfg);
 int shim_keys_recording_public(const struct shim_config *cfg,
 			       uint8_t pub[SHIM_P256_PUB_LEN], int *local);
 
+/* Hex SHA-256 of a file's contents (boot integrity report). */
+int shim_sha256_file_hex(const char *path, char hex[65]);
+
 #endif

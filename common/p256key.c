@@ -126,44 +126,6 @@ void shim_sha256(const uint8_t *buf, size_t len, uint8_t out[32])
 #endif
 }
 
-int shim_sha256_file_hex(const char *path, char hex[65])
-{
-	static const char hexd[] = "0123456789abcdef";
-	mbedtls_sha256_context c;
-	uint8_t buf[16384], d[32];
-	ssize_t n;
-	int fd, i, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return shim_err_from_errno(errno);
-	}
-	mbedtls_sha256_init(&c);
-	mbedtls_sha256_starts_ret(&c, 0);
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			rc = shim_err_from_errno(errno);
-			break;
-		}
-		mbedtls_sha256_update_ret(&c, buf, (size_t)n);
-	}
-	close(fd);
-	mbedtls_sha256_finish_ret(&c, d);
-	mbedtls_sha256_free(&c);
-	if (rc != 0) {
-		return rc;
-	}
-	for (i = 0; i < 32; i++) {
-		hex[2 * i] = hexd[d[i] >> 4];
-		hex[2 * i + 1] = hexd[d[i] & 15];
-	}
-	hex[64] = '\0';
-	return 0;
-}
-
 /* ---- verifier ------------------------------------------------------------ */
 
 #ifdef SHIM_HAVE_OPENSSL

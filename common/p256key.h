@@ -18,7 +18,6 @@ int shim_p256_sign_with(const char *path, const uint8_t digest[32],
 
 /* SHA-256 of a buffer, and of a whole file as 64 hex characters. */
 void shim_sha256(const uint8_t *buf, size_t len, uint8_t out[32]);
-int shim_sha256_file_hex(const char *path, char hex[65]);
 
 /*
  * A verifier holds one parsed public key. Verification is thread-safe

@@ -302,6 +302,7 @@ static void start_session(struct shimd *d, const struct shim_auth_result *res)
 	d->grace = 0;
 	d->rec_wait = 0;
 	d->rec_stalls = 0;
+	d->rec_failure_reported = 0;
 
 	if (shim_event_init(&ev, "auth_ok", SHIM_SEV_NOTICE,
 			    d->session_start_wall) == 0) {
@@ -687,6 +688,41 @@ rec_failed:
 	log_err("session %s: recording failed: %s", d->session_id,
 		shim_strerror(rc));
 	shimd_end_session(d, "recording_failed");
+}
+
+/* The writer reports a failure through its descriptor. With
+ * recording.on_failure: continue the session goes on recording what it
+ * can (the footer says so); either way the SIEM hears of it once. */
+static void rec_check(struct shimd *d)
+{
+	struct shim_recorder_status rs;
+	struct shim_event ev;
+
+	if (d->state != SHIM_ST_OPEN || d->rec_failure_reported) {
+		return;
+	}
+	shim_recorder_status(d->rec, &rs);
+	if (!rs.failed) {
+		return;
+	}
+	d->rec_failure_reported = 1;
+	log_err("session %s: recording degraded: %s (on_failure: %s)",
+		d->session_id, rs.failure,
+		d->cfg.on_failure == SHIM_ON_FAILURE_STOP ? "stop" : "continue");
+	if (shim_event_init(&ev, "recording_failed", SHIM_SEV_ERR,
+			    shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "session", d->session_id);
+		shim_event_add(&ev, "technician", d->tech_id);
+		shim_event_add(&ev, "reason", rs.failure);
+		shim_event_add(&ev, "on_failure",
+			       d->cfg.on_failure == SHIM_ON_FAILURE_STOP ?
+				       "stop" : "continue");
+		shimd_emit(d, &ev);
+	}
+	if (strstr(rs.failure, "space") != NULL ||
+	    strstr(rs.failure, "ENOSPC") != NULL) {
+		emit_simple(d, "storage_low", SHIM_SEV_ERR, "reason", rs.failure);
+	}
 }
 
 /* Relays until nothing moves (bounded, so timers and signals are not
@@ -1268,6 +1304,7 @@ int shimd_run(struct shimd *d)
 		if (p[SLOT_REC].revents) {
 			shim_recorder_ack(d->rec);
 			d->rec_wait = 0;
+			rec_check(d);
 		}
 		for (i = 0; i < SHIMD_T__COUNT; i++) {
 			if (p[SLOT_TIMER0 + i].revents) {
@@ -1539,6 +1576,11 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		log_err("recorder under %s: %s", d->cfg.storage_root,
 			shim_strerror(rc));
 		return rc;
+	}
+	if (shim_recorder_local_custody(d->rec)) {
+		log_warn("recording key custody is local (no recording.public_key): "
+			 "whoever takes this shim's storage can read its recordings; "
+			 "configure the central recording key (shimctl keygen recording)");
 	}
 
 	rc = shim_serial_open(&d->tech, d->cfg.tech_path, &d->cfg.tech_serial);

@@ -109,6 +109,7 @@ struct shimd {
 	struct shimd_relay in;   /* technician -> device */
 	struct shimd_relay out;  /* device -> technician */
 	int rec_wait;            /* waiting for recorder queue room */
+	int rec_failure_reported; /* recording_failed sent for this session */
 	uint64_t rec_stalls;     /* times the recorder queue pushed back */
 	size_t relay_cap;        /* bytes read per chunk (fits the queue) */
 

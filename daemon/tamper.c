@@ -14,7 +14,6 @@
 #include "heartbeat.h"
 #include "keys.h"
 #include "log.h"
-#include "p256key.h"
 #include "shimd.h"
 
 static void tamper_emit_trip(struct shimd *d, int64_t wall)
