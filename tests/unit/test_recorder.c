@@ -315,6 +315,7 @@ static void test_budget_and_retention(void **state)
 {
 	struct shim_config cfg;
 	struct shim_recorder *r;
+	struct shim_recorder_status st;
 	char id[SHIM_SESSION_ID_MAX], path[256];
 	static uint8_t chunk[2000];
 	FILE *f;
@@ -362,7 +363,10 @@ static void test_budget_and_retention(void **state)
 	cfg.max_bytes = 1500 + sizeof(chunk);
 	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
 			 0);
-	usleep(200000); /* the writer's own pass is over (retention off) */
+	/* the writer's own pass is over (retention off); status takes the
+	 * recorder's lock after it */
+	usleep(200000);
+	shim_recorder_status(r, &st);
 	assert_int_equal(access(path, F_OK), 0);
 	cfg.retention_days = 30;
 	assert_int_equal(shim_recorder_can_start(r), 0);
