@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "port_linux.h"
 #include "siem_tls.h"
 #include "spool.h"
 #include "syslog.h"
@@ -151,25 +152,6 @@ static int64_t now_wall(const struct shim_eventlog *el)
 	return (int64_t)time(NULL) * 1000000000LL;
 }
 
-static int errno_err(int e)
-{
-	switch (e) {
-	case ENOENT:
-		return SHIM_ENOENT;
-	case ENOSPC:
-	case EDQUOT:
-		return SHIM_ENOSPC;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		return SHIM_EACCES;
-	case ENOMEM:
-		return SHIM_ENOMEM;
-	default:
-		return SHIM_EIO;
-	}
-}
-
 static char *xstrdup(const char *s)
 {
 	return s != NULL ? strdup(s) : NULL;
@@ -276,7 +258,7 @@ static int audit_open(struct shim_eventlog *el)
 	el->audit_fd = open(el->audit_path,
 			    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (el->audit_fd < 0) {
-		return errno_err(errno);
+		return shim_err_from_errno(errno);
 	}
 	if (fstat(el->audit_fd, &st) == 0) {
 		el->audit_size = (uint64_t)st.st_size;
@@ -330,7 +312,7 @@ static int audit_rotate(struct shim_eventlog *el)
 	}
 	snprintf(to, n, "%s.1", el->audit_path);
 	if (rename(el->audit_path, to) != 0) {
-		rc = errno_err(errno);
+		rc = shim_err_from_errno(errno);
 	}
 	el->audit_size = 0;
 	if (audit_open(el) != 0 && rc == 0) {
@@ -369,7 +351,7 @@ static int audit_write(struct shim_eventlog *el, const char *line, size_t len)
 			if (errno == EINTR) {
 				continue;
 			}
-			return errno_err(errno);
+			return shim_err_from_errno(errno);
 		}
 		p += n;
 		left -= (size_t)n;
@@ -1186,12 +1168,12 @@ int shim_eventlog_open(struct shim_eventlog **out,
 		el->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		free(lock);
 		if (el->lock_fd < 0) {
-			rc = errno_err(errno);
+			rc = shim_err_from_errno(errno);
 			goto fail;
 		}
 		if (flock(el->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 			rc = errno == EWOULDBLOCK ? SHIM_ESTATE :
-						    errno_err(errno);
+						    shim_err_from_errno(errno);
 			goto fail;
 		}
 	}

@@ -162,38 +162,6 @@ static void set_failure(struct shim_recorder *r, const char *what, int err)
 	(void)n;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return shim_err_from_errno(errno);
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0) {
-		return shim_err_from_errno(errno);
-	}
-	if (fsync(fd) != 0) {
-		rc = shim_err_from_errno(errno);
-	}
-	close(fd);
-	return rc;
-}
-
 static char *session_path(const struct shim_recorder *r, const char *id,
 			  const char *ext)
 {
@@ -339,7 +307,7 @@ static void keep_tail(int fd, uint64_t from, const char *path)
 		return;
 	}
 	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
-		if (write_all(out, buf, (size_t)n) != 0) {
+		if (shim_write_all(out, buf, (size_t)n) != 0) {
 			break;
 		}
 		off += n;
@@ -411,7 +379,7 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		goto out;
 	}
 	if (res.status == SHIM_REC_COMPLETE) {
-		rc = rename(part, done) == 0 ? fsync_dir(r->sessions_dir)
+		rc = rename(part, done) == 0 ? shim_fsync_dir(r->sessions_dir)
 					     : shim_err_from_errno(errno);
 		goto out;
 	}
@@ -445,7 +413,7 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		rc = shim_err_from_errno(errno);
 		goto out;
 	}
-	rc = write_all(fd, footer, flen);
+	rc = shim_write_all(fd, footer, flen);
 	if (rc == 0 && fdatasync(fd) != 0) {
 		rc = shim_err_from_errno(errno);
 	}
@@ -453,7 +421,7 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		rc = shim_err_from_errno(errno);
 	}
 	if (rc == 0) {
-		rc = fsync_dir(r->sessions_dir);
+		rc = shim_fsync_dir(r->sessions_dir);
 	}
 	if (rc == 0 && on_recovered != NULL) {
 		on_recovered(arg, id, res.records);
@@ -650,7 +618,7 @@ static int flush_batch(struct shim_recorder *r)
 	rc = shim_rec_writer_seal(&r->w, r->frame, SHIM_REC_MAX_BODY + 16,
 				  &len);
 	if (rc == 0) {
-		rc = write_all(r->fd, r->frame, len);
+		rc = shim_write_all(r->fd, r->frame, len);
 	}
 	if (rc != 0) {
 		/* Roll the writer back to the last good record: the batch is
@@ -709,7 +677,7 @@ static int sync_now(struct shim_recorder *r)
 	}
 	if (r->dir_dirty) {
 		/* The first commit of a session: its file's name too. */
-		int rc = fsync_dir(r->sessions_dir);
+		int rc = shim_fsync_dir(r->sessions_dir);
 
 		if (rc != 0) {
 			set_failure(r, "syncing session directory", rc);
@@ -815,7 +783,7 @@ static int finish_session(struct shim_recorder *r)
 	rc = shim_rec_footer_encode(&r->port->crypto, &f, footer,
 				    sizeof(footer), &flen);
 	if (rc == 0) {
-		rc = write_all(r->fd, footer, flen);
+		rc = shim_write_all(r->fd, footer, flen);
 		if (rc != 0 && ftruncate(r->fd, (off_t)r->good_size) != 0) {
 			/* recovery cuts the torn footer at the next start */
 		}
@@ -841,7 +809,7 @@ static int finish_session(struct shim_recorder *r)
 		rc = shim_err_from_errno(errno);
 		goto out;
 	}
-	rc = fsync_dir(r->sessions_dir);
+	rc = shim_fsync_dir(r->sessions_dir);
 	if (rc == 0) {
 		r->dir_dirty = 0;
 	}
@@ -1251,7 +1219,7 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	/* Not synced here: the header becomes durable with the session's
 	 * first group commit, within sync_interval_ms, like any traffic
 	 * byte (recovery removes a file whose header did not make it). */
-	rc = write_all(fd, hdr, hlen);
+	rc = shim_write_all(fd, hdr, hlen);
 	if (rc == 0) {
 		rc = shim_rec_writer_init(&r->w, &r->port->crypto, key, h, hdr,
 					  hlen, r->plain);

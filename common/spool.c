@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "port_linux.h"
 #include "util.h"
 
 #define CURSOR_LEN SHIM_SPOOL_CURSOR_LEN
@@ -55,27 +56,6 @@ struct shim_spool {
 	uint64_t saved_dropped;
 };
 
-static int errno_err(int e)
-{
-	switch (e) {
-	case ENOENT:
-		return SHIM_ENOENT;
-	case ENOSPC:
-	case EDQUOT:
-		return SHIM_ENOSPC;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		return SHIM_EACCES;
-	case EEXIST:
-		return SHIM_EEXIST;
-	case ENOMEM:
-		return SHIM_ENOMEM;
-	default:
-		return SHIM_EIO;
-	}
-}
-
 static int pos_cmp(struct shim_spool_pos a, struct shim_spool_pos b)
 {
 	if (a.seg != b.seg) {
@@ -99,21 +79,6 @@ static char *seg_path(const struct shim_spool *sp, int lane, uint64_t seg)
 	return p;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0) {
-		return errno_err(errno);
-	}
-	if (fsync(fd) != 0) {
-		rc = SHIM_EIO;
-	}
-	close(fd);
-	return rc;
-}
-
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char *tmp = strdup(path);
@@ -129,13 +94,13 @@ static int mkdir_p(const char *path, mode_t mode)
 		}
 		*p = '\0';
 		if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
-			rc = errno_err(errno);
+			rc = shim_err_from_errno(errno);
 			goto out;
 		}
 		*p = '/';
 	}
 	if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
-		rc = errno_err(errno);
+		rc = shim_err_from_errno(errno);
 	}
 out:
 	free(tmp);
@@ -154,7 +119,7 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 			if (errno == EINTR) {
 				continue;
 			}
-			return errno_err(errno);
+			return shim_err_from_errno(errno);
 		}
 		if (n == 0) {
 			return SHIM_ETRUNC;
@@ -162,25 +127,6 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return errno_err(errno);
-		}
-		p += n;
-		len -= (size_t)n;
 	}
 	return 0;
 }
@@ -279,7 +225,7 @@ static int load_cursor(struct shim_spool *sp)
 	snprintf(path, sizeof(path), "%s/cursor", sp->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		return errno == ENOENT ? 0 : errno_err(errno);
+		return errno == ENOENT ? 0 : shim_err_from_errno(errno);
 	}
 	n = read(fd, buf, sizeof(buf));
 	close(fd);
@@ -342,12 +288,12 @@ static int create_segment(struct shim_spool *sp, int lane, uint64_t seg,
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	free(path);
 	if (fd < 0) {
-		return errno_err(errno);
+		return shim_err_from_errno(errno);
 	}
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, seg_magic, 8);
 	hdr[8] = (uint8_t)lane;
-	rc = write_all(fd, hdr, sizeof(hdr));
+	rc = shim_write_all(fd, hdr, sizeof(hdr));
 	if (rc != 0) {
 		close(fd);
 		return rc;
@@ -367,7 +313,7 @@ static int slurp(const char *path, uint8_t **out, size_t *len)
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		return errno_err(errno);
+		return shim_err_from_errno(errno);
 	}
 	if (fstat(fd, &st) != 0 || st.st_size < 0 ||
 	    (uint64_t)st.st_size > (1ull << 31)) {
@@ -404,7 +350,7 @@ static int recover_lane(struct shim_spool *sp, int lane)
 	plen = strlen(prefix);
 	d = opendir(sp->dir);
 	if (d == NULL) {
-		return errno_err(errno);
+		return shim_err_from_errno(errno);
 	}
 	while ((de = readdir(d)) != NULL) {
 		const char *nm = de->d_name;
@@ -511,14 +457,14 @@ static int recover_lane(struct shim_spool *sp, int lane)
 				sp->corrupt++;
 				if (truncate(path, (off_t)end) != 0) {
 					free(path);
-					return errno_err(errno);
+					return shim_err_from_errno(errno);
 				}
 			}
 			if (seg == hi) {
 				ln->wfd = open(path, O_WRONLY | O_APPEND |
 						     O_CLOEXEC);
 				if (ln->wfd < 0) {
-					rc = errno_err(errno);
+					rc = shim_err_from_errno(errno);
 					free(path);
 					return rc;
 				}
@@ -582,7 +528,7 @@ int shim_spool_open(struct shim_spool **out, const char *dir,
 	}
 	sp->saved_dropped = sp->dropped;
 	/* Segment files may have just been created or cut. */
-	fsync_dir(dir);
+	shim_fsync_dir(dir);
 	*out = sp;
 	return 0;
 fail:
@@ -653,7 +599,7 @@ static int lane_rfd(struct shim_spool *sp, int lane, uint64_t seg)
 	ln->rfd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
 	if (ln->rfd < 0) {
-		return errno_err(errno);
+		return shim_err_from_errno(errno);
 	}
 	ln->rfd_seg = seg;
 	return 0;
@@ -772,7 +718,7 @@ int shim_spool_append(struct shim_spool *sp, enum shim_spool_lane lane,
 		n = writev(ln->wfd, iov, 2);
 	} while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)need) {
-		rc = n < 0 ? errno_err(errno) : SHIM_ENOSPC;
+		rc = n < 0 ? shim_err_from_errno(errno) : SHIM_ENOSPC;
 		/* Leave no partial record behind. */
 		if (ftruncate(ln->wfd, (off_t)ln->wr_off) != 0) {
 			rc = SHIM_EIO;
@@ -1054,18 +1000,18 @@ int shim_spool_checkpoint_write(struct shim_spool_ckpt *c)
 	snprintf(tmp, sizeof(tmp), "%s/cursor.tmp", c->dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		return c->rc = errno_err(errno);
+		return c->rc = shim_err_from_errno(errno);
 	}
-	rc = write_all(fd, c->buf, CURSOR_LEN);
+	rc = shim_write_all(fd, c->buf, CURSOR_LEN);
 	if (rc == 0 && fdatasync(fd) != 0) {
 		rc = SHIM_EIO;
 	}
 	close(fd);
 	if (rc == 0 && rename(tmp, path) != 0) {
-		rc = errno_err(errno);
+		rc = shim_err_from_errno(errno);
 	}
 	if (rc == 0) {
-		rc = fsync_dir(c->dir);
+		rc = shim_fsync_dir(c->dir);
 	}
 	c->rc = rc;
 	return rc;

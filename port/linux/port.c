@@ -125,26 +125,10 @@ int shim_mkdir_p(const char *path, unsigned mode)
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
+int shim_fsync_dir(const char *dir)
 {
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n;
 	int fd, rc = 0;
 
-	if (slash == NULL) {
-		strcpy(dir, ".");
-	} else {
-		n = (size_t)(slash - path);
-		if (n == 0) {
-			n = 1;
-		}
-		if (n >= sizeof(dir)) {
-			return SHIM_EINVAL;
-		}
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		return shim_err_from_errno(errno);
@@ -156,12 +140,51 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (slash == NULL) {
+		return shim_fsync_dir(".");
+	}
+	n = (size_t)(slash - path);
+	if (n == 0) {
+		n = 1;
+	}
+	if (n >= sizeof(dir)) {
+		return SHIM_EINVAL;
+	}
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return shim_fsync_dir(dir);
+}
+
+int shim_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return shim_err_from_errno(errno);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int shim_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 			   unsigned mode)
 {
 	char tmp[PATH_MAX];
 	int fd, rc = 0;
-	size_t off = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
 	    (int)sizeof(tmp)) {
@@ -177,17 +200,9 @@ int shim_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 		rc = shim_err_from_errno(errno);
 		goto fail;
 	}
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			rc = shim_err_from_errno(errno);
-			goto fail;
-		}
-		off += (size_t)n;
+	rc = shim_write_all(fd, buf, len);
+	if (rc != 0) {
+		goto fail;
 	}
 	if (fsync(fd) != 0) {
 		rc = shim_err_from_errno(errno);

@@ -47,6 +47,13 @@ int shim_read_file(const char *path, size_t max, uint8_t **out,
 /* Creates a directory and its parents with mode. */
 int shim_mkdir_p(const char *path, unsigned mode);
 
+/* Writes all len bytes to fd, retrying on EINTR and short writes. */
+int shim_write_all(int fd, const void *buf, size_t len);
+
+/* fsync(2) of a directory, so that entries created or renamed in it are
+ * durable. */
+int shim_fsync_dir(const char *dir);
+
 /* Maps an errno value to a SHIM_E* code. */
 int shim_err_from_errno(int e);
 
