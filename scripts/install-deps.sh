@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libmbedtls-dev libyaml-dev libcmocka-dev libqrencode-dev libgpiod-dev libssl-dev
 oathtool faketime socat python3 rsyslog rsyslog-gnutls gnutls-bin openssl
-asciinema picocom tio procps zbar-tools"
+asciinema picocom tio procps zbar-tools strace"
 
 missing=""
 for p in $PKGS; do
