@@ -24,6 +24,7 @@
 #include "monitor.h"
 #include "keys.h"
 #include "p256key.h"
+#include "util.h"
 #include "port_linux.h"
 #include "syslog.h"
 
@@ -76,12 +77,11 @@ static double loadavg(void)
 
 static int sign_event(struct shim_event *ev, EC_KEY *key)
 {
-	static const char hexd[] = "0123456789abcdef";
 	char canon[SHIM_EVENT_CANON_MAX], hex[129];
 	uint8_t digest[32], raw[64];
 	const BIGNUM *r, *s;
 	ECDSA_SIG *sig;
-	size_t len, i;
+	size_t len;
 
 	if (shim_event_canonical(ev, canon, sizeof(canon), &len) != 0) {
 		return -1;
@@ -95,11 +95,7 @@ static int sign_event(struct shim_event *ev, EC_KEY *key)
 	BN_bn2binpad(r, raw, 32);
 	BN_bn2binpad(s, raw + 32, 32);
 	ECDSA_SIG_free(sig);
-	for (i = 0; i < 64; i++) {
-		hex[2 * i] = hexd[raw[i] >> 4];
-		hex[2 * i + 1] = hexd[raw[i] & 15];
-	}
-	hex[128] = '\0';
+	shim_hex_encode(raw, sizeof(raw), hex);
 	return shim_event_add(ev, "sig", hex);
 }
 

@@ -350,11 +350,10 @@ out:
 
 int shim_sha256_file_hex(const char *path, char hex[65])
 {
-	static const char hexd[] = "0123456789abcdef";
 	mbedtls_sha256_context c;
 	uint8_t buf[16384], d[32];
 	ssize_t n;
-	int fd, i, rc = 0;
+	int fd, rc = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -378,10 +377,6 @@ int shim_sha256_file_hex(const char *path, char hex[65])
 	if (rc != 0) {
 		return rc;
 	}
-	for (i = 0; i < 32; i++) {
-		hex[2 * i] = hexd[d[i] >> 4];
-		hex[2 * i + 1] = hexd[d[i] & 15];
-	}
-	hex[64] = '\0';
+	shim_hex_encode(d, sizeof(d), hex);
 	return 0;
 }

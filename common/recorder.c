@@ -174,18 +174,6 @@ static char *session_path(const struct shim_recorder *r, const char *id,
 	return p;
 }
 
-static void hex32(const uint8_t h[32], char out[65])
-{
-	static const char d[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = d[h[i] >> 4];
-		out[2 * i + 1] = d[h[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 static int has_suffix(const char *s, const char *suf)
 {
 	size_t a = strlen(s), b = strlen(suf);
@@ -552,7 +540,7 @@ static void load_last_head(struct shim_recorder *r)
 		    shim_crc32(0, b, 4 + body) != shim_get_u32(b + 4 + body)) {
 			continue;
 		}
-		hex32(b + 4 + 62 + rl, r->chain_hex);
+		shim_hex_encode(b + 4 + 62 + rl, 32, r->chain_hex);
 		return;
 	}
 }
@@ -815,7 +803,7 @@ static int finish_session(struct shim_recorder *r)
 	}
 	pthread_mutex_lock(&r->mu);
 	r->storage_used += flen;
-	hex32(f.chain_head, r->chain_hex);
+	shim_hex_encode(f.chain_head, 32, r->chain_hex);
 	pthread_mutex_unlock(&r->mu);
 out:
 	free(part);
@@ -1113,12 +1101,11 @@ static int can_start(struct shim_recorder *r)
 static int make_id(struct shim_recorder *r, int64_t wall_ns,
 		   char id[SHIM_SESSION_ID_MAX])
 {
-	static const char d[] = "0123456789abcdef";
 	uint8_t rnd[3];
 	time_t t = (time_t)(wall_ns / 1000000000);
 	struct tm tm;
 	size_t n;
-	int i, rc;
+	int rc;
 
 	rc = r->port->rng.fill(r->port->rng.ctx, rnd, sizeof(rnd));
 	if (rc != 0) {
@@ -1131,11 +1118,7 @@ static int make_id(struct shim_recorder *r, int64_t wall_ns,
 	if (n == 0 || n + 7 > SHIM_SESSION_ID_MAX) {
 		return SHIM_EINTERNAL;
 	}
-	for (i = 0; i < 3; i++) {
-		id[n++] = d[rnd[i] >> 4];
-		id[n++] = d[rnd[i] & 15];
-	}
-	id[n] = '\0';
+	shim_hex_encode(rnd, sizeof(rnd), id + n);
 	return 0;
 }
 

@@ -217,10 +217,8 @@ static void drop_field(struct shim_event *ev, const char *key)
 
 int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto)
 {
-	static const char hex[] = "0123456789abcdef";
 	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
 	char text[2 * SHIM_P256_SIG_LEN + 1];
-	size_t i;
 	int rc;
 
 	if (crypto == NULL || crypto->identity_sign == NULL) {
@@ -238,11 +236,7 @@ int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto)
 	if (rc != 0) {
 		return rc;
 	}
-	for (i = 0; i < sizeof(sig); i++) {
-		text[2 * i] = hex[sig[i] >> 4];
-		text[2 * i + 1] = hex[sig[i] & 15];
-	}
-	text[sizeof(text) - 1] = '\0';
+	shim_hex_encode(sig, sizeof(sig), text);
 	return shim_event_add(ev, "sig", text);
 }
 

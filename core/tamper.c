@@ -728,10 +728,9 @@ static bool all_chars(const char *s, bool (*ok)(unsigned char), size_t min,
 
 int shim_token_make_payload(struct shim_reset_token *tok)
 {
-	static const char hexd[] = "0123456789abcdef";
 	char hex[2 * SHIM_TAMPER_NONCE_LEN + 1];
 	char *b = tok->payload;
-	size_t cap = sizeof(tok->payload), pos = 0, i;
+	size_t cap = sizeof(tok->payload), pos = 0;
 	int rc;
 
 	if (!all_chars(tok->purpose, id_ok, 1, sizeof(tok->purpose) - 1) ||
@@ -742,11 +741,7 @@ int shim_token_make_payload(struct shim_reset_token *tok)
 	    tok->issued > 999999999999999LL || tok->expires > 999999999999999LL) {
 		return SHIM_EINVAL;
 	}
-	for (i = 0; i < SHIM_TAMPER_NONCE_LEN; i++) {
-		hex[2 * i] = hexd[tok->nonce[i] >> 4];
-		hex[2 * i + 1] = hexd[tok->nonce[i] & 15];
-	}
-	hex[sizeof(hex) - 1] = '\0';
+	shim_hex_encode(tok->nonce, SHIM_TAMPER_NONCE_LEN, hex);
 	rc = put_str(b, cap, &pos, "shim-reset-token 1\npurpose=");
 	rc = rc ? rc : put_str(b, cap, &pos, tok->purpose);
 	rc = rc ? rc : put_str(b, cap, &pos, "\nshim=");

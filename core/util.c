@@ -39,6 +39,18 @@ uint32_t shim_crc32(uint32_t crc, const uint8_t *buf, size_t len)
 	return ~crc;
 }
 
+void shim_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
 int shim_hexval(char c)
 {
 	if (c >= '0' && c <= '9') {

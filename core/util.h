@@ -51,6 +51,10 @@ static inline uint64_t shim_get_u64(const uint8_t *p)
 	return ((uint64_t)shim_get_u32(p) << 32) | shim_get_u32(p + 4);
 }
 
+/* Writes len bytes as 2*len lower-case hex characters and a NUL into out
+ * (which must hold 2 * len + 1 bytes). */
+void shim_hex_encode(const uint8_t *in, size_t len, char *out);
+
 /* Value of one hexadecimal digit (either case), or -1. */
 int shim_hexval(char c);
 

@@ -554,18 +554,6 @@ static void flag_list(FILE *f, uint32_t flags)
 	fputc(']', f);
 }
 
-static void chain_hex(const uint8_t h[32], char out[65])
-{
-	static const char d[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = d[h[i] >> 4];
-		out[2 * i + 1] = d[h[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 static void write_footer(struct ctx *c, const struct shim_rec_header *h,
 			 const struct shim_rec_footer *f, int verified)
 {
@@ -573,7 +561,7 @@ static void write_footer(struct ctx *c, const struct shim_rec_header *h,
 	int64_t dur = diff_ns(f->end_mono_ns, h->start_mono_ns);
 
 	iso_time(f->end_wall_ns, iso, sizeof(iso), 1);
-	chain_hex(f->chain_head, ch);
+	shim_hex_encode(f->chain_head, 32, ch);
 	if (c->fmt == FMT_JSONL) {
 		fputs("{\"type\": \"session_footer\", \"ended_at_epoch\": ",
 		      c->out);
