@@ -351,6 +351,20 @@ class Shim:
         return m.group(2).decode()
 
 
+def with_shim(fn, cls=None, **kw):
+    """Starts a shim (class cls, default Shim), runs fn(shim), prints the
+    tail of shimd's log when fn fails, and always cleans up."""
+    s = (cls or Shim)(**kw)
+    try:
+        s.start()
+        fn(s)
+    except Exception:
+        print(s.log()[-4000:])
+        raise
+    finally:
+        s.cleanup()
+
+
 # ---- a tiny runner ------------------------------------------------------------
 
 def run(tests):

@@ -15,15 +15,7 @@ FAIL = re.compile(rb"Auth fail[^\n]*\n")
 ANSWER = re.compile(rb"(Authenticated as [^\r]*\r\n|Auth fail[^\n]*\n)")
 
 
-def with_shim(fn, **kw):
-    s = st.Shim(**kw).start()
-    try:
-        fn(s)
-    except Exception:
-        print(s.log()[-4000:])
-        raise
-    finally:
-        s.cleanup()
+with_shim = st.with_shim
 
 
 def attempt(t, tid, code):

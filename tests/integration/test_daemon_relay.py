@@ -15,15 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shimtest as st  # noqa: E402
 
 
-def with_shim(fn, **kw):
-    s = st.Shim(**kw).start()
-    try:
-        fn(s)
-    except Exception:
-        print(s.log()[-4000:])
-        raise
-    finally:
-        s.cleanup()
+with_shim = st.with_shim
 
 
 def test_prompt_echo_backspace():

@@ -15,15 +15,7 @@ import shimtest as st  # noqa: E402
 ENDED = re.compile(rb"Session (\S+) ended: (\S+)\r\n")
 
 
-def with_shim(fn, **kw):
-    s = st.Shim(**kw).start()
-    try:
-        fn(s)
-    except Exception:
-        print(s.log()[-4000:])
-        raise
-    finally:
-        s.cleanup()
+with_shim = st.with_shim
 
 
 def ended(t, timeout=10):

@@ -18,9 +18,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shimtest as st  # noqa: E402
 
-ENDED = re.compile(rb"Session (\S+) ended: (\S+)\r\n")
-
-
 class TamperShim(st.Shim):
     """A shim with a case-open file sensor, a power-fail file sensor and a
     reset authority key pair."""
@@ -83,15 +80,7 @@ class TamperShim(st.Shim):
 
 
 def with_shim(fn, **kw):
-    s = TamperShim(**kw)
-    try:
-        s.start()
-        fn(s)
-    except Exception:
-        print(s.log()[-5000:])
-        raise
-    finally:
-        s.cleanup()
+    st.with_shim(fn, cls=TamperShim, **kw)
 
 
 def trip(s, path=None):
