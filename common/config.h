@@ -57,6 +57,8 @@ struct shim_sensor_cfg {
 	int line_no;      /* config line, for messages */
 };
 
+enum shim_device_reset { SHIM_DEVICE_RESET_NONE = 0, SHIM_DEVICE_RESET_DTR };
+
 struct shim_config {
 	char *file;                 /* path it was read from */
 
@@ -91,6 +93,10 @@ struct shim_config {
 	double idle_timeout;
 	double max_duration;
 	double reconnect_grace;
+	uint8_t *device_logout;
+	size_t device_logout_len;
+	enum shim_device_reset device_reset;
+	double device_reset_hold;
 
 	/* tamper: */
 	double heartbeat_period;

@@ -30,6 +30,9 @@ static const struct sm_row sm_table[] = {
 	{ SHIM_ST_CHALLENGE, SHIM_SM_TAMPER, SHIM_ST_EMERGENCY_STOP },
 
 	{ SHIM_ST_OPEN, SHIM_SM_SESSION_END, SHIM_ST_CHALLENGE },
+	/* a failed line from whoever is at the prompt during the reconnect
+	 * grace: the session stays open, its technician side stays closed */
+	{ SHIM_ST_OPEN, SHIM_SM_AUTH_FAIL, SHIM_ST_OPEN },
 	{ SHIM_ST_OPEN, SHIM_SM_UNLOCK, SHIM_ST_OPEN },
 	{ SHIM_ST_OPEN, SHIM_SM_TAMPER, SHIM_ST_EMERGENCY_STOP },
 

@@ -68,6 +68,8 @@ int shimd_admin_open(struct shimd *d)
 	return 0;
 }
 
+static void replys(struct shimd_admin_client *c, const char *s);
+
 static void client_close(struct shimd_admin_client *c)
 {
 	if (c->fd >= 0) {
@@ -112,17 +114,67 @@ void shimd_admin_accept(struct shimd *d)
 		close(fd);
 		return;
 	}
+	{
+		struct shimd_admin_client *slot = NULL;
+
+		for (i = 0; i < SHIMD_ADMIN_CLIENTS; i++) {
+			if (d->admin[i].fd < 0) {
+				slot = &d->admin[i];
+				break;
+			}
+			if (slot == NULL ||
+			    d->admin[i].since_mono < slot->since_mono) {
+				slot = &d->admin[i];
+			}
+		}
+		if (slot->fd >= 0) {
+			/* All busy: clients that connect and say nothing must
+			 * not keep the operator out. The oldest goes. */
+			log_warn("admin: client uid=%u pid=%d closed: table full",
+				 slot->uid, slot->pid);
+			replys(slot, "error: admin connections full\n");
+			client_close(slot);
+		}
+		slot->fd = fd;
+		slot->len = 0;
+		slot->uid = cred.uid;
+		slot->pid = cred.pid;
+		slot->since_mono = shimd_mono_ns();
+		shimd_timer_set(d, SHIMD_T_ADMIN, SHIMD_ADMIN_IDLE_MS);
+	}
+}
+
+/* Closes the clients that have not sent their request line in time and
+ * re-arms the timer for the others. */
+void shimd_admin_expire(struct shimd *d)
+{
+	int64_t now = shimd_mono_ns();
+	int64_t limit = (int64_t)SHIMD_ADMIN_IDLE_MS * 1000000LL;
+	int64_t next = 0;
+	size_t i;
+
 	for (i = 0; i < SHIMD_ADMIN_CLIENTS; i++) {
-		if (d->admin[i].fd < 0) {
-			d->admin[i].fd = fd;
-			d->admin[i].len = 0;
-			d->admin[i].uid = cred.uid;
-			d->admin[i].pid = cred.pid;
-			return;
+		struct shimd_admin_client *c = &d->admin[i];
+		int64_t left;
+
+		if (c->fd < 0) {
+			continue;
+		}
+		left = c->since_mono + limit - now;
+		if (left <= 0) {
+			log_info("admin: client uid=%u pid=%d closed: no request "
+				 "within %d ms", c->uid, c->pid, SHIMD_ADMIN_IDLE_MS);
+			replys(c, "error: idle timeout\n");
+			client_close(c);
+			continue;
+		}
+		if (next == 0 || left < next) {
+			next = left;
 		}
 	}
-	(void)!write(fd, "error: busy\n", 12);
-	close(fd);
+	if (next > 0) {
+		shimd_timer_set(d, SHIMD_T_ADMIN, (uint64_t)(next / 1000000 + 1));
+	}
 }
 
 /* Writes the whole answer; the socket is small and the client waits, so a

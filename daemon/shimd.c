@@ -34,6 +34,8 @@ static const char prompt_fmt[] =
 	"\r\nShim MFA gate. Authenticate as: <technician_id> <totp_code>\r\n> ";
 
 static void on_tech_hangup(struct shimd *d);
+static void on_tech_connect(struct shimd *d, const char *cause);
+static void on_device_lost(struct shimd *d);
 
 int64_t shimd_wall_ns(void)
 {
@@ -176,6 +178,30 @@ static void set_state(struct shimd *d, enum shim_sm_event ev,
 	d->state = to;
 }
 
+/* The technician line is in the dialogue (prompt, line editor, gate):
+ * in CHALLENGE, and in OPEN while the session's technician is away within
+ * the reconnect grace and someone else is on the line. */
+static int dialogue_open(const struct shimd *d)
+{
+	return d->state == SHIM_ST_CHALLENGE ||
+	       (d->state == SHIM_ST_OPEN && d->grace && d->tech_present);
+}
+
+static void rec_meta(struct shimd *d, const char *name, const char *detail)
+{
+	int rc;
+
+	if (d->rec == NULL || d->session_id[0] == '\0') {
+		return;
+	}
+	rc = shim_recorder_meta(d->rec, name, detail, shimd_wall_ns(),
+				shimd_mono_ns());
+	if (rc < 0) {
+		log_warn("session %s: meta record %s not queued: %s",
+			 d->session_id, name, shim_strerror(rc));
+	}
+}
+
 /* Enters CHALLENGE with a prompt, or IDLE when nobody is there. */
 static void to_challenge(struct shimd *d, const char *cause)
 {
@@ -204,22 +230,99 @@ static void relay_clear(struct shimd_relay *r)
 	r->recorded = 0;
 }
 
+/* session.device_logout / session.device_reset: the device's service
+ * login does not outlive the shim session. The logout bytes go out after
+ * the device's output queue was flushed, and are recorded. */
+static void device_logout(struct shimd *d)
+{
+	char shown[SHIMD_MSG_BUF];
+	int n, rc;
+
+	if (!d->dev_up) {
+		return;
+	}
+	if (d->cfg.device_logout_len > 0) {
+		n = shim_serial_write(&d->dev, d->cfg.device_logout,
+				      d->cfg.device_logout_len);
+		shimd_log_sanitize(shown, sizeof(shown),
+				   (const char *)d->cfg.device_logout,
+				   d->cfg.device_logout_len);
+		rec_meta(d, "device_logout", shown);
+		if (n < 0 || (size_t)n < d->cfg.device_logout_len) {
+			log_warn("session %s: device logout sent %d of %zu bytes",
+				 d->session_id, n < 0 ? 0 : n,
+				 d->cfg.device_logout_len);
+		} else {
+			log_info("session %s: device logout sent", d->session_id);
+		}
+	}
+	if (d->cfg.device_reset == SHIM_DEVICE_RESET_DTR && !d->dev_resetting) {
+		/* A pty has no DTR: it is hung up when the hold ends, which is
+		 * what a device sees of a dropped DTR on a null-modem line. */
+		rc = d->dev.is_pty ? 0 : shim_serial_set_dtr(&d->dev, 0);
+		rec_meta(d, "device_reset", d->dev.is_pty ? "hangup" : "dtr");
+		if (rc < 0) {
+			log_warn("session %s: DTR not dropped: %s", d->session_id,
+				 shim_strerror(rc));
+			return;
+		}
+		d->dev_resetting = 1;
+		shimd_timer_set(d, SHIMD_T_DEVRESET,
+				secs_to_ms(d->cfg.device_reset_hold));
+	}
+}
+
+static void device_reset_done(struct shimd *d)
+{
+	int rc;
+
+	timer_ack(d, SHIMD_T_DEVRESET);
+	if (!d->dev_resetting) {
+		return;
+	}
+	d->dev_resetting = 0;
+	if (d->dev.is_pty) {
+		rc = shim_serial_pty_renew(&d->dev);
+		log_info("device pty %s hung up after the session%s%s", d->dev.path,
+			 rc < 0 ? ": " : "", rc < 0 ? shim_strerror(rc) : "");
+		return;
+	}
+	rc = shim_serial_set_dtr(&d->dev, 1);
+	if (rc < 0) {
+		log_warn("device %s: DTR not raised again: %s", d->dev.path,
+			 shim_strerror(rc));
+	} else {
+		log_info("device %s: DTR up again after the session", d->dev.path);
+	}
+}
+
 void shimd_end_session(struct shimd *d, const char *reason)
 {
 	struct shim_event ev;
 	int64_t wall = shimd_wall_ns();
 	int64_t mono = shimd_mono_ns();
 	char line[160];
+	/* the session's own technician is on the line; or someone else is at
+	 * the prompt during the reconnect grace, who hears nothing of it */
+	int owner = d->tech_present && !d->grace;
+	int stranger = d->tech_present && d->grace;
 	int rc;
 
 	if (d->state != SHIM_ST_OPEN && d->session_id[0] == '\0') {
 		return;
 	}
-	/* The gate closes first: nothing is forwarded from here on. */
+	/* The gate closes first: nothing is forwarded from here on, and
+	 * nothing already queued in the kernel for either line leaves after
+	 * it. */
 	relay_clear(&d->in);
 	relay_clear(&d->out);
+	shim_serial_flush_output(&d->dev);
+	if (!stranger) {
+		shim_serial_flush_output(&d->tech);
+	}
 	d->rec_wait = 0;
 	d->grace = 0;
+	device_logout(d);
 	shimd_timer_set(d, SHIMD_T_IDLE, 0);
 	shimd_timer_set(d, SHIMD_T_MAX, 0);
 	shimd_timer_set(d, SHIMD_T_GRACE, 0);
@@ -244,7 +347,7 @@ void shimd_end_session(struct shimd *d, const char *reason)
 				   (mono - d->session_start_mono) / 1000000);
 		shimd_emit(d, &ev);
 	}
-	if (d->tech_present) {
+	if (owner) {
 		snprintf(line, sizeof(line), "\r\nSession %s ended: %s\r\n",
 			 d->session_id, reason);
 		d->msg_len = 0;
@@ -254,8 +357,11 @@ void shimd_end_session(struct shimd *d, const char *reason)
 	d->tech_id[0] = '\0';
 	if (d->state == SHIM_ST_OPEN) {
 		set_state(d, SHIM_SM_SESSION_END, reason);
-		if (d->tech_present) {
+		if (owner) {
 			to_challenge(d, "session ended");
+		} else if (stranger) {
+			/* already at the prompt: the dialogue goes on as it is */
+			log_debug("technician at the prompt keeps the dialogue");
 		} else {
 			set_state(d, SHIM_SM_HANGUP, "technician absent");
 		}
@@ -294,7 +400,7 @@ static void start_session(struct shimd *d, const struct shim_auth_result *res)
 	}
 	d->session_start_mono = shimd_mono_ns();
 	d->session_start_wall = shimd_wall_ns();
-	d->last_traffic_mono = d->session_start_mono;
+	d->last_input_mono = d->session_start_mono;
 	relay_clear(&d->in);
 	relay_clear(&d->out);
 	d->in.bytes = 0;
@@ -318,6 +424,10 @@ static void start_session(struct shimd *d, const struct shim_auth_result *res)
 	}
 	log_info("auth ok: %s (drift %d), session %s", d->tech_id, res->drift,
 		 d->session_id);
+	rec_meta(d, "session_start", d->tech_id);
+	/* Whatever was typed before the success line (after the code, in
+	 * the same write) is not session input: it is dropped. */
+	shim_serial_flush_input(&d->tech);
 	snprintf(line, sizeof(line), "Authenticated as %s; session %s\r\n",
 		 d->tech_id, d->session_id);
 	says(d, line);
@@ -327,6 +437,44 @@ static void start_session(struct shimd *d, const struct shim_auth_result *res)
 	shimd_timer_set(d, SHIMD_T_MAX, secs_to_ms(d->cfg.max_duration));
 	/* Device output collected while nobody was authenticated is stale. */
 	shim_serial_flush_input(&d->dev);
+}
+
+/* The session's own technician authenticated again within the reconnect
+ * grace: the session and its recording go on. */
+static void resume_session(struct shimd *d, const struct shim_auth_result *res)
+{
+	struct shim_event ev;
+	char line[SHIM_TECH_ID_MAX + SHIM_SESSION_ID_MAX + 64];
+	int64_t now = shimd_mono_ns();
+	int64_t away_ms = (now - d->grace_since_mono) / 1000000;
+
+	d->grace = 0;
+	shimd_timer_set(d, SHIMD_T_GRACE, 0);
+	d->last_input_mono = now;
+	relay_clear(&d->in);
+	rec_meta(d, "technician_returned", d->tech_id);
+	log_info("session %s: %s returned after %" PRId64 " ms (drift %d)",
+		 d->session_id, d->tech_id, away_ms, res->drift);
+	if (shim_event_init(&ev, "auth_ok", SHIM_SEV_NOTICE,
+			    shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "technician", d->tech_id);
+		shim_event_add_i64(&ev, "drift", res->drift);
+		shim_event_add(&ev, "session", d->session_id);
+		shimd_emit(d, &ev);
+	}
+	if (shim_event_init(&ev, "technician_returned", SHIM_SEV_NOTICE,
+			    shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "technician", d->tech_id);
+		shim_event_add(&ev, "session", d->session_id);
+		shim_event_add_i64(&ev, "away_ms", away_ms);
+		shimd_emit(d, &ev);
+	}
+	shim_serial_flush_input(&d->tech);
+	snprintf(line, sizeof(line),
+		 "Authenticated as %s; session %s\r\nSession resumed\r\n", d->tech_id,
+		 d->session_id);
+	says(d, line);
+	shim_lineedit_reset(&d->le);
 }
 
 /* Copies the claimed ID (first word of the line) for logs and events. */
@@ -402,6 +550,10 @@ static void auth_failed(struct shimd *d, const char *who,
 	}
 	says(d, line);
 	if (res->outcome == SHIM_AUTH_RATE_LIMITED) {
+		if (d->state == SHIM_ST_OPEN) {
+			/* the shim locks: the waiting session is sealed first */
+			shimd_end_session(d, "technician_disconnect");
+		}
 		set_state(d, SHIM_SM_RATE_LOCK, "shim-wide failure limit");
 		shimd_timer_set(d, SHIMD_T_LOCK,
 				(uint64_t)(res->retry_after ? res->retry_after : 1) *
@@ -440,6 +592,10 @@ static void handle_line(struct shimd *d, int overflow)
 		show_prompt(d);
 		return;
 	}
+	if (d->dev_up && !shim_serial_alive(&d->dev)) {
+		/* a tty that vanished since it was opened (adapter pulled) */
+		on_device_lost(d);
+	}
 	if (!d->dev_up) {
 		/* Nothing to talk to: do not spend the code. */
 		shim_lineedit_reset(&d->le);
@@ -449,7 +605,15 @@ static void handle_line(struct shimd *d, int overflow)
 		shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
 		return;
 	}
-	rc = shim_recorder_can_start(d->rec);
+	if (d->dev_resetting) {
+		shim_lineedit_reset(&d->le);
+		log_warn("auth refused for '%s': device reset in progress", who);
+		says(d, "Auth fail: device resetting, try again\r\n");
+		d->fail_delay = 1;
+		shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
+		return;
+	}
+	rc = d->state == SHIM_ST_OPEN ? 0 : shim_recorder_can_start(d->rec);
 	if (rc < 0) {
 		shim_lineedit_reset(&d->le);
 		log_err("auth refused for '%s': recording storage: %s", who,
@@ -472,6 +636,32 @@ static void handle_line(struct shimd *d, int overflow)
 	}
 	if (res.outcome == SHIM_AUTH_OK && res.tech >= 0 &&
 	    (size_t)res.tech < d->cfg.ntechs) {
+		if (d->state == SHIM_ST_OPEN) {
+			/* someone authenticated during the reconnect grace */
+			if (strcmp(d->cfg.techs[res.tech].id, d->tech_id) == 0) {
+				resume_session(d, &res);
+				return;
+			}
+			log_info("session %s of %s: %s authenticated during the "
+				 "reconnect grace: sealing it", d->session_id,
+				 d->tech_id, d->cfg.techs[res.tech].id);
+			shimd_end_session(d, "technician_disconnect");
+			if (d->state != SHIM_ST_CHALLENGE) {
+				return;
+			}
+			rc = shim_recorder_can_start(d->rec);
+			if (rc < 0) {
+				log_err("session for %s refused: recording storage: %s",
+					d->cfg.techs[res.tech].id, shim_strerror(rc));
+				emit_simple(d, "storage_low", SHIM_SEV_ERR, "reason",
+					    shim_strerror(rc));
+				says(d, "Auth fail: recording storage full\r\n");
+				d->fail_delay = 1;
+				shimd_timer_set(d, SHIMD_T_FAIL_DELAY,
+						SHIMD_FAIL_DELAY_MS);
+				return;
+			}
+		}
 		start_session(d, &res);
 		return;
 	}
@@ -510,11 +700,10 @@ static void tech_input_closed(struct shimd *d)
 		if (!d->tech_present) {
 			/* a tty technician without presence lines: the first
 			 * byte is the connection */
-			d->tech_present = 1;
-			to_challenge(d, "technician input");
+			on_tech_connect(d, "technician input");
 			continue;
 		}
-		if (d->state != SHIM_ST_CHALLENGE || d->fail_delay) {
+		if (!dialogue_open(d) || d->fail_delay) {
 			/* discarded: never reaches the device */
 			continue;
 		}
@@ -527,14 +716,13 @@ static void tech_input_closed(struct shimd *d)
 			}
 			if (r == SHIM_LE_LINE || r == SHIM_LE_OVERFLOW) {
 				handle_line(d, r == SHIM_LE_OVERFLOW);
-				if (d->state != SHIM_ST_CHALLENGE ||
-				    d->fail_delay) {
+				if (!dialogue_open(d) || d->fail_delay) {
 					/* the rest of this read is dropped */
 					break;
 				}
 			}
 		}
-		if (d->state == SHIM_ST_OPEN) {
+		if (d->state == SHIM_ST_OPEN && !d->grace) {
 			break;
 		}
 	}
@@ -559,6 +747,8 @@ static int relay_pump(struct shimd *d, struct shimd_relay *r,
 		if (brk && dir == SHIM_DIR_IN) {
 			int64_t w = shimd_wall_ns(), m = shimd_mono_ns();
 
+			d->last_input_mono = m;
+
 			shim_recorder_meta(d->rec, "break", "technician", w, m);
 			rc = shim_serial_send_break(dst);
 			log_info("session %s: BREAK forwarded to device (%s)",
@@ -570,7 +760,11 @@ static int relay_pump(struct shimd *d, struct shimd_relay *r,
 		r->len = (size_t)n;
 		r->off = 0;
 		r->recorded = 0;
-		d->last_traffic_mono = shimd_mono_ns();
+		if (dir == SHIM_DIR_IN) {
+			/* idle means no technician input: a chatty device does
+			 * not keep an abandoned session open */
+			d->last_input_mono = shimd_mono_ns();
+		}
 	}
 	if (!r->recorded) {
 		/* Into the recorder queue before it is forwarded. */
@@ -706,6 +900,12 @@ static void rec_check(struct shimd *d)
 		return;
 	}
 	d->rec_failure_reported = 1;
+	if (d->tech_present && !d->grace &&
+	    d->cfg.on_failure != SHIM_ON_FAILURE_STOP) {
+		/* once per session, between relayed chunks */
+		says(d, "\r\nShim: recording failed; this session is no longer "
+			"fully recorded\r\n");
+	}
 	log_err("session %s: recording degraded: %s (on_failure: %s)",
 		d->session_id, rs.failure,
 		d->cfg.on_failure == SHIM_ON_FAILURE_STOP ? "stop" : "continue");
@@ -816,8 +1016,16 @@ static void on_tech_hangup(struct shimd *d)
 		shimd_timer_set(d, SHIMD_T_TECH, SHIMD_DEVICE_RETRY_MS);
 	}
 	if (d->state == SHIM_ST_OPEN) {
+		if (d->grace) {
+			/* whoever was at the prompt meanwhile left too */
+			return;
+		}
+		rec_meta(d, "technician_hangup", d->tech_id);
 		if (d->cfg.reconnect_grace > 0) {
+			/* The session waits for its technician, who must
+			 * authenticate again; the line is closed meanwhile. */
 			d->grace = 1;
+			d->grace_since_mono = shimd_mono_ns();
 			relay_clear(&d->in);
 			log_info("session %s: reconnect grace %.0f s", d->session_id,
 				 d->cfg.reconnect_grace);
@@ -838,10 +1046,14 @@ static void on_tech_connect(struct shimd *d, const char *cause)
 	d->tech_present = 1;
 	if (d->state == SHIM_ST_OPEN) {
 		if (d->grace) {
-			d->grace = 0;
-			shimd_timer_set(d, SHIMD_T_GRACE, 0);
-			log_info("session %s: technician back within the grace",
-				 d->session_id);
+			/* Nobody can tell who this is: the normal prompt. The
+			 * session's technician gets it back with a fresh code;
+			 * anyone else starts a new session. */
+			log_info("session %s: someone connected during the reconnect "
+				 "grace: prompting", d->session_id);
+			d->fail_delay = 0;
+			shimd_timer_set(d, SHIMD_T_FAIL_DELAY, 0);
+			show_prompt(d);
 		}
 		return;
 	}
@@ -911,6 +1123,9 @@ void shimd_emergency_stop(struct shimd *d, const char *event,
 	d->estop_ns = shimd_wall_ns();
 	relay_clear(&d->in);
 	relay_clear(&d->out);
+	/* bytes already queued in the kernel for either line stay there */
+	shim_serial_flush_output(&d->dev);
+	shim_serial_flush_output(&d->tech);
 	snprintf(reason, sizeof(reason), "tamper:%s", event);
 	if (d->state == SHIM_ST_OPEN) {
 		enum shim_state keep = d->state;
@@ -1131,6 +1346,12 @@ static void build_pollset(struct shimd *d, struct pollfd *p)
 			if (d->msg_len > 0 || (d->out.len > 0 && d->out.recorded)) {
 				p[SLOT_TECH].events |= POLLOUT;
 			}
+		} else if (d->tech_present) {
+			/* someone at the prompt during the reconnect grace */
+			p[SLOT_TECH].events = POLLIN;
+			if (d->msg_len > 0) {
+				p[SLOT_TECH].events |= POLLOUT;
+			}
 		}
 		if (d->tech.is_pty && !d->tech.peer_open && d->tech_present == 0) {
 			/* a fresh pty: nothing to read until a peer opens it */
@@ -1201,7 +1422,7 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 		timer_ack(d, t);
 		if (d->fail_delay) {
 			d->fail_delay = 0;
-			if (d->state == SHIM_ST_CHALLENGE && d->tech_present) {
+			if (dialogue_open(d)) {
 				show_prompt(d);
 			}
 		}
@@ -1212,7 +1433,7 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 			break;
 		}
 		now = shimd_mono_ns();
-		left = d->last_traffic_mono +
+		left = d->last_input_mono +
 		       (int64_t)secs_to_ms(d->cfg.idle_timeout) * 1000000LL - now;
 		if (left > 0) {
 			shimd_timer_set(d, t, (uint64_t)(left / 1000000 + 1));
@@ -1263,6 +1484,13 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 	case SHIMD_T_HEARTBEAT:
 		timer_ack(d, t);
 		shimd_heartbeat_tick(d);
+		break;
+	case SHIMD_T_ADMIN:
+		timer_ack(d, t);
+		shimd_admin_expire(d);
+		break;
+	case SHIMD_T_DEVRESET:
+		device_reset_done(d);
 		break;
 	default:
 		timer_ack(d, t);
@@ -1329,8 +1557,13 @@ int shimd_run(struct shimd *d)
 			if (p[SLOT_TECH].revents & POLLOUT) {
 				msg_flush(d);
 			}
-			if ((p[SLOT_TECH].revents | p[SLOT_DEV].revents) &&
-			    d->msg_len == 0) {
+			if (d->grace && d->tech_present &&
+			    (p[SLOT_TECH].revents & (POLLIN | POLLHUP | POLLERR))) {
+				tech_input_closed(d);
+			}
+			if (d->state == SHIM_ST_OPEN &&
+			    (p[SLOT_TECH].revents | p[SLOT_DEV].revents) &&
+			    (d->msg_len == 0 || d->grace)) {
 				relay_run(d);
 			}
 			if (d->state == SHIM_ST_OPEN &&
@@ -1364,7 +1597,7 @@ int shimd_run(struct shimd *d)
 		}
 		/* A session that just opened may have bytes waiting already. */
 		if (d->state == SHIM_ST_OPEN && !d->rec_wait &&
-		    d->msg_len == 0 &&
+		    (d->msg_len == 0 || d->grace) &&
 		    ((d->in.len > 0 && !d->in.recorded) ||
 		     (d->out.len > 0 && !d->out.recorded))) {
 			relay_step(d);
@@ -1630,6 +1863,14 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		 SHIM_VERSION, d->cfg.tech_path, d->cfg.dev_path, d->cfg.ntechs);
 
 	if (!d->tech.is_pty) {
+		if (d->tech.cfg.presence == SHIM_PRESENCE_NONE) {
+			log_warn("technician side %s is a serial line without a "
+				 "presence signal (serial.technician_presence: none): "
+				 "an unplugged cable is not noticed, an open session "
+				 "ends only by session.idle_timeout or max_duration; "
+				 "use dcd or dsr with an adapter that carries them",
+				 d->cfg.tech_path);
+		}
 		if (d->tech.cfg.presence != SHIM_PRESENCE_NONE) {
 			shimd_timer_set(d, SHIMD_T_PRESENCE, SHIMD_PRESENCE_POLL_MS);
 		}

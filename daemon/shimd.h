@@ -33,6 +33,8 @@
 /* A terminal program that opens the line usually sets it up next and
  * flushes its input, which would swallow a prompt sent at once. */
 #define SHIMD_SETTLE_MS 150
+/* An admin client that has not sent its request line by then is closed. */
+#define SHIMD_ADMIN_IDLE_MS 2000
 
 /* One direction of the relay: bytes read from src, queued to the recorder,
  * then written to dst. Only one chunk is held at a time. */
@@ -50,6 +52,7 @@ struct shimd_admin_client {
 	char buf[SHIMD_ADMIN_LINE];
 	unsigned uid;
 	int pid;
+	int64_t since_mono;  /* accepted at (monotonic ns) */
 };
 
 /* Extra descriptors (tamper sensors, heartbeats, SIEM link) watched by the
@@ -77,6 +80,8 @@ enum shimd_timer {
 	SHIMD_T_SETTLE,         /* prompt a moment after a terminal opened */
 	SHIMD_T_SENSORS,        /* sensor debounce and file checks */
 	SHIMD_T_HEARTBEAT,      /* tamper.heartbeat_period */
+	SHIMD_T_ADMIN,          /* admin clients' idle limit */
+	SHIMD_T_DEVRESET,       /* DTR held low after a session (device_reset) */
 	SHIMD_T__COUNT,
 };
 
@@ -104,12 +109,17 @@ struct shimd {
 	char tech_id[SHIM_TECH_ID_MAX + 1];
 	int64_t session_start_mono;
 	int64_t session_start_wall;
-	int64_t last_traffic_mono;
-	int grace;               /* technician gone, reconnect grace running */
+	int64_t last_input_mono; /* last technician input (idle_timeout) */
+	int grace;               /* technician gone, reconnect grace running;
+				  * whoever connects meanwhile is at the prompt
+				  * and the session's technician side is closed */
+	int64_t grace_since_mono;
+	int dev_resetting;       /* DTR low after a session (device_reset: dtr) */
 	struct shimd_relay in;   /* technician -> device */
 	struct shimd_relay out;  /* device -> technician */
 	int rec_wait;            /* waiting for recorder queue room */
-	int rec_failure_reported; /* recording_failed sent for this session */
+	int rec_failure_reported; /* recording_failed sent (and the technician
+				   * told) for this session */
 	uint64_t rec_stalls;     /* times the recorder queue pushed back */
 	size_t relay_cap;        /* bytes read per chunk (fits the queue) */
 
@@ -192,6 +202,7 @@ int shimd_admin_open(struct shimd *d);
 void shimd_admin_close(struct shimd *d);
 void shimd_admin_accept(struct shimd *d);
 void shimd_admin_client_io(struct shimd *d, struct shimd_admin_client *c);
+void shimd_admin_expire(struct shimd *d);
 
 /* Fills buf with the status text given by "shimctl status". */
 size_t shimd_status_text(struct shimd *d, char *buf, size_t cap);

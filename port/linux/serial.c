@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "port_linux.h"
+#include "util.h"
 
 _Static_assert(sizeof(struct termios) <= sizeof(((struct shim_serial *)0)->orig),
 	       "struct termios does not fit the saved-settings buffer");
@@ -484,10 +485,69 @@ int shim_serial_send_break(struct shim_serial *s)
 
 void shim_serial_flush_input(struct shim_serial *s)
 {
+	uint8_t junk[1024];
+	ssize_t n;
+	int i;
+
 	if (s->fd >= 0) {
 		tcflush(s->fd, TCIFLUSH);
+		/* Whatever the line discipline had already passed on is read
+		 * and dropped too (bounded: a flood cannot hold the loop). */
+		for (i = 0; i < 64; i++) {
+			n = read(s->fd, junk, sizeof(junk));
+			if (n <= 0) {
+				break;
+			}
+		}
+		shim_memzero(junk, sizeof(junk));
 	}
 	s->brk_state = 0;
+}
+
+void shim_serial_flush_output(struct shim_serial *s)
+{
+	if (s->fd >= 0) {
+		tcflush(s->fd, TCOFLUSH);
+	}
+}
+
+int shim_serial_set_dtr(struct shim_serial *s, int on)
+{
+	int bit = TIOCM_DTR;
+
+	if (s->fd < 0) {
+		return SHIM_EDISCONN;
+	}
+	if (s->is_pty) {
+		return SHIM_ENOTSUP;
+	}
+	if (ioctl(s->fd, on ? TIOCMBIS : TIOCMBIC, &bit) < 0) {
+		return errno == ENOTTY || errno == EINVAL ? SHIM_ENOTSUP :
+							    shim_err_from_errno(errno);
+	}
+	return 0;
+}
+
+int shim_serial_alive(struct shim_serial *s)
+{
+	struct termios t;
+	struct stat st;
+
+	if (s->fd < 0) {
+		return 0;
+	}
+	if (s->is_pty) {
+		return 1;
+	}
+	/* A USB adapter that was pulled leaves a descriptor that fails
+	 * every terminal call, and its device node is gone. */
+	if (tcgetattr(s->fd, &t) < 0) {
+		return 0;
+	}
+	if (stat(s->path, &st) < 0) {
+		return 0;
+	}
+	return 1;
 }
 
 int shim_serial_presence(struct shim_serial *s)

@@ -78,6 +78,18 @@ int shim_serial_send_break(struct shim_serial *s);
 /* Discards input received but not yet read. */
 void shim_serial_flush_input(struct shim_serial *s);
 
+/* Discards output written but not yet sent on the line (tcflush). */
+void shim_serial_flush_output(struct shim_serial *s);
+
+/* Raises (on = 1) or drops (on = 0) DTR. SHIM_ENOTSUP on a pty or a line
+ * without modem control. */
+int shim_serial_set_dtr(struct shim_serial *s, int on);
+
+/* 1 while the endpoint is usable: a tty whose device node is still there
+ * and still answers terminal calls (a pulled USB adapter does not); a pty
+ * endpoint always (its peer may open it later). */
+int shim_serial_alive(struct shim_serial *s);
+
 /*
  * Technician presence from the modem lines (DCD or DSR, as configured):
  * 1 present, 0 absent. Always 1 for SHIM_PRESENCE_NONE.

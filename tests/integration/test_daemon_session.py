@@ -56,7 +56,8 @@ def test_idle_timeout():
     with_shim(body, session={"idle_timeout": 2})
 
 
-def test_traffic_keeps_session_alive():
+def test_typing_keeps_session_alive():
+    """Idle means no technician input: typing keeps the session open."""
     def body(s):
         dev = s.connect_dev()
         t = s.connect_tech()
@@ -64,9 +65,26 @@ def test_traffic_keeps_session_alive():
         s.login(t)
         for _ in range(6):
             time.sleep(0.5)
-            dev.write(b".")
-            t.read_exact(1, 3)
+            t.write(b".")
+            dev.read_exact(1, 3)
         assert "idle_timeout" not in s.log()
+    with_shim(body, session={"idle_timeout": 2})
+
+
+def test_device_output_does_not_keep_session_alive():
+    """A chatty device and a silent technician: the session goes idle."""
+    def body(s):
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        st.safe_epoch()
+        sid = s.login(t)
+        start = time.time()
+        while "idle_timeout" not in s.log() and time.time() - start < 8:
+            dev.write(b".")
+            time.sleep(0.3)
+        assert "idle_timeout" in s.log()
+        assert 1.8 < time.time() - start < 5, time.time() - start
+        assert footer_reason(s, sid) == "idle_timeout"
     with_shim(body, session={"idle_timeout": 2})
 
 
@@ -110,19 +128,27 @@ def test_hangup_without_grace_ends_session_and_next_technician():
     with_shim(body, session={"reconnect_grace": 0})
 
 
-def test_hangup_with_grace_reconnect_keeps_session():
+def test_hangup_with_grace_return_needs_a_fresh_code():
     def body(s):
         dev = s.connect_dev()
         t = s.connect_tech()
-        st.safe_epoch()
-        sid = s.login(t)
+        epoch = st.safe_epoch()
+        sid = s.login(t, epoch=epoch)
         t.close()
         s.wait_log("reconnect grace")
         # The device answers while nobody is connected: held, not lost.
         dev.write(b"HELD")
         time.sleep(0.3)
-        # e.g. the vendor tool starts after the terminal has quit
-        t2 = st.Pty(s.tech_path)
+        # Whoever opens the line gets the prompt, not the session.
+        t2 = s.connect_tech()
+        t2.write(b"tool\r")
+        assert dev.read_for(0.5) == b""
+        seen = t2.read_until(st.PROMPT, 5)
+        assert b"Auth fail" in seen and b"HELD" not in seen, seen
+        # the same technician, a code of a later step: the session resumes
+        resumed = s.login(t2, epoch=epoch, steps=1)
+        assert resumed == sid
+        t2.read_until(b"Session resumed\r\n", 3)
         assert t2.read_exact(4, 5) == b"HELD"
         t2.write(b"tool")
         assert dev.read_exact(4, 3) == b"tool"
@@ -134,7 +160,7 @@ def test_hangup_with_grace_reconnect_keeps_session():
         # one session, both connections, nothing lost while away
         assert s.recorded(sid, "out") == b"HELD"
         assert s.recorded(sid, "in") == b"tool"
-    with_shim(body, session={"reconnect_grace": 3})
+    with_shim(body, session={"reconnect_grace": 5})
 
 
 def test_grace_expires():
