@@ -16,6 +16,11 @@
  *
  * The line is used as it is: shimd's pty endpoints are already raw. The
  * console echoes what it reads, as service consoles do.
+ *
+ * Like a device that logs out when its cable is dropped, the service
+ * login ends when the line hangs up (a pty's other side renewed or
+ * closed) and, on a serial line with modem control, when DSR or DCD
+ * (the shim's DTR through a null-modem cable) drops.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +45,7 @@ enum mode { M_PIN, M_MENU, M_FRAME };
 struct pump {
 	int fd;
 	enum mode mode;
+	int had_lines;   /* DSR or DCD seen up (serial lines only) */
 	char line[LINE_MAX_LEN + 1];
 	size_t len;
 	int after_cr;
@@ -190,6 +198,7 @@ static void command(struct pump *p, char *cmd)
 		return;
 	} else if (strcmp(cmd, "logout") == 0) {
 		outs(p, "Bye.\r\n");
+		history_add(p, "service logout");
 		banner(p);
 		return;
 	} else {
@@ -336,6 +345,22 @@ int main(int argc, char **argv)
 	}
 	banner(&p);
 	for (;;) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+		int bits, lines_now;
+
+		if (poll(&pfd, 1, 100) == 0) {
+			/* modem lines: a drop logs the service user out */
+			if (ioctl(p.fd, TIOCMGET, &bits) == 0) {
+				lines_now = bits & (TIOCM_DSR | TIOCM_CAR);
+				if (p.had_lines && !lines_now && p.mode != M_PIN) {
+					history_add(&p, "service logout (line dropped)");
+					p.len = 0;
+					p.mode = M_PIN;
+				}
+				p.had_lines = lines_now != 0;
+			}
+			continue;
+		}
 		n = read(p.fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -347,6 +372,9 @@ int main(int argc, char **argv)
 			p.fd = open_line(argv[1], 5000);
 			if (p.fd < 0) {
 				return 0;
+			}
+			if (p.mode != M_PIN) {
+				history_add(&p, "service logout (line hung up)");
 			}
 			p.len = 0;
 			p.mode = M_PIN;
