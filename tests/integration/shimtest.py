@@ -374,6 +374,19 @@ class Shim:
         out = tech.read_until(AUTH_ANSWER, timeout)
         return AUTH_ANSWER.search(out).group(0)
 
+    def wait_tech_gone(self, timeout=5.0):
+        """Waits until shimd has seen the technician hang up (status no
+        longer says the technician side is connected)."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.admin("status")
+            m = re.search(r"^technician_side: .*\((.*)\)$", st, re.M)
+            if m and m.group(1) != "connected":
+                return m.group(1)
+            if time.time() > deadline:
+                raise TimeoutError("technician still connected:\n" + st)
+            time.sleep(0.05)
+
     def reconnect_tech(self, timeout=5.0):
         """connect_tech after a hang-up: shimd renews the pty behind the
         link, so an open that lands on the old, hung-up pty is retried.
