@@ -186,6 +186,8 @@ class Shim:
         self.log_path = os.path.join(self.dir, "shimd.log")
         self.proc = None
         self.techs = dict(TECHS if techs is None else techs)
+        self.period = int((totp_cfg or {}).get("period", 30))
+        self.digits = int((totp_cfg or {}).get("digits", 6))
         session = dict({"idle_timeout": 900, "max_duration": 28800,
                         "reconnect_grace": 0}, **(session or {}))
         totp_cfg = dict({"period": 30, "digits": 6, "window": 1,
@@ -220,13 +222,16 @@ class Shim:
             f.write(text)
         os.chmod(self.config, 0o600)
 
-    def start(self, wait=True, args=None):
+    def start(self, wait=True, args=None, env=None, preexec_fn=None):
+        """Starts shimd; env (a dict) is added to the environment, and
+        preexec_fn runs in the child before exec (resource limits)."""
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [SHIMD, "--config", self.config, "--log-level", "debug"] +
             (args or []),
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
-            close_fds=True)
+            close_fds=True, env=dict(os.environ, **env) if env else None,
+            preexec_fn=preexec_fn)
         if wait:
             self.wait_ready()
         return self
@@ -349,6 +354,133 @@ class Shim:
             raise AssertionError("login of %s refused: %r\n%s" %
                                  (tid, line, self.log()[-2000:]))
         return m.group(2).decode()
+
+
+    # -- additions: codes of the configured period, raw answers, events
+
+    def code(self, tid, steps=0, epoch=None):
+        """tid's code at epoch (default now) + steps of this shim's period."""
+        return totp(self.techs[tid], epoch=epoch, steps=steps,
+                    period=self.period, digits=self.digits)
+
+    def auth(self, tech, tid="alice@example.org", code=None, steps=0,
+             epoch=None, timeout=10):
+        """Types `tid code` (default: tid's code at steps) and returns the
+        answer line: the one containing "Authenticated as" or beginning
+        "Auth fail", up to and including its CR LF."""
+        if code is None:
+            code = self.code(tid, steps=steps, epoch=epoch)
+        tech.write(("%s %s\r" % (tid, code)).encode())
+        out = tech.read_until(AUTH_ANSWER, timeout)
+        return AUTH_ANSWER.search(out).group(0)
+
+    def wait_tech_gone(self, timeout=5.0):
+        """Waits until shimd has seen the technician hang up (status no
+        longer says the technician side is connected)."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.admin("status")
+            m = re.search(r"^technician_side: .*\((.*)\)$", st, re.M)
+            if m and m.group(1) != "connected":
+                return m.group(1)
+            if time.time() > deadline:
+                raise TimeoutError("technician still connected:\n" + st)
+            time.sleep(0.05)
+
+    def reconnect_tech(self, timeout=5.0):
+        """connect_tech after a hang-up: shimd renews the pty behind the
+        link, so an open that lands on the old, hung-up pty is retried.
+        What came before the prompt is kept in the result's greeting."""
+        deadline = time.time() + timeout
+        while True:
+            t = Pty(self.tech_path, timeout)
+            try:
+                t.greeting = t.read_until(PROMPT,
+                                          max(0.1, deadline - time.time()))
+                return t
+            except EOFError:
+                t.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def events(self):
+        """The local audit log (admin.audit_log default) as dicts."""
+        import json
+        try:
+            with open(os.path.join(self.storage, "audit.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def wait_event(self, name, timeout=10.0, **match):
+        """The first audit event called name whose fields include match."""
+        deadline = time.time() + timeout
+        while True:
+            for e in self.events():
+                if e.get("event") == name and all(
+                        str(e.get(k)) == str(v) for k, v in match.items()):
+                    return e
+            if time.time() > deadline:
+                raise TimeoutError("no event %s %r in %r" % (
+                    name, match, [e.get("event") for e in self.events()]))
+            time.sleep(0.1)
+
+    def footer_reason(self, sid, timeout=5.0):
+        """The terminal_reason of sid's footer, once it is sealed."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                return self.footer(sid)["terminal_reason"]
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def session_ids(self):
+        """The session IDs `shimctl session list` shows."""
+        r = self.ctl("session", "list", check=True)
+        return re.findall(r"\b\d{8}T\d{6}Z\S*", r.stdout)
+
+
+AUTH_ANSWER = re.compile(
+    rb"[^\n]*Authenticated as [^\r\n]*\r\n|Auth fail[^\r\n]*\r\n")
+SESSION_ENDED = re.compile(rb"Session (\S+) ended: (\S+)\r\n")
+
+
+def wait_hangup(p, timeout=5.0):
+    """True when pty end p sees a hang-up within timeout (what arrives
+    before it is kept in p.buf)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            p._fill(min(0.2, max(0.0, deadline - time.time())))
+        except EOFError:
+            return True
+    return False
+
+
+class SocatPair:
+    """Two linked ptys made by socat, real ttys to shimd: shimd gets `a`,
+    the test holds `b`. Ending socat makes both disappear."""
+
+    def __init__(self, d, name="tty"):
+        self.a = os.path.join(d, name + "A")
+        self.b = os.path.join(d, name + "B")
+        self.p = subprocess.Popen(
+            ["socat", "PTY,link=%s,raw,echo=0" % self.a,
+             "PTY,link=%s,raw,echo=0" % self.b],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 5
+        while not (os.path.lexists(self.a) and os.path.lexists(self.b)):
+            if time.time() > deadline:
+                raise TimeoutError("socat did not start")
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(5)
 
 
 def with_shim(fn, cls=None, **kw):
