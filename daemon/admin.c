@@ -271,6 +271,18 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		replys(c, buf);
 		return;
 	}
+	if (strcmp(line, "gate-reset-state") == 0) {
+		rc = shimd_gate_reset_state(d, who);
+		admin_event(d, c, "gate_reset_state", rc == 0 ? "done" : "failed");
+		if (rc < 0) {
+			snprintf(buf, sizeof(buf), "error: gate state not saved: %s\n",
+				 shim_strerror(rc));
+			replys(c, buf);
+			return;
+		}
+		replys(c, "gate state reset: every code up to now counts as used\nok\n");
+		return;
+	}
 	if (strncmp(line, "tamper-reset ", 13) == 0) {
 		char msg[256];
 

@@ -1216,6 +1216,25 @@ int shimd_reset_lockout(struct shimd *d, const char *id, const char *who)
 	return rc;
 }
 
+int shimd_gate_reset_state(struct shimd *d, const char *who)
+{
+	struct shim_event ev;
+	int64_t now = shimd_wall_ns() / 1000000000LL;
+	int rc;
+
+	rc = shim_gate_reset_state(&d->gate, now);
+	log_warn("admin %s: gate state reset: %s", who,
+		 rc == 0 ? "every code up to now counts as used" :
+			   shim_strerror(rc));
+	if (shim_event_init(&ev, "gate_state_reset", SHIM_SEV_WARNING,
+			    shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "by", who);
+		shim_event_add(&ev, "result", rc == 0 ? "done" : shim_strerror(rc));
+		shimd_emit(d, &ev);
+	}
+	return rc;
+}
+
 static const char *iso_time(int64_t ns, char *buf, size_t cap)
 {
 	time_t t = (time_t)(ns / 1000000000LL);

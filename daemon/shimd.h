@@ -207,6 +207,10 @@ void shimd_admin_expire(struct shimd *d);
 /* Fills buf with the status text given by "shimctl status". */
 size_t shimd_status_text(struct shimd *d, char *buf, size_t cap);
 
+/* shimctl gate reset-state: a lost or damaged gate state is replaced by
+ * one that marks every time step up to now as used. */
+int shimd_gate_reset_state(struct shimd *d, const char *who);
+
 /* Clears a technician's lockout (and the LOCKED state). */
 int shimd_reset_lockout(struct shimd *d, const char *id, const char *who);
 

@@ -131,3 +131,27 @@ int cmd_end_session_main(int argc, char **argv, const char *config_path)
 	}
 	return tool_admin_request(config_path, "end-session");
 }
+
+/* shimctl gate reset-state: after the gate state was lost or damaged,
+ * every time step up to now is marked used and codes are taken again. */
+int cmd_gate_main(int argc, char **argv, const char *config_path)
+{
+	if (argc != 2 || strcmp(argv[1], "reset-state") != 0) {
+		fprintf(stderr, "usage: shimctl gate reset-state\n");
+		return 2;
+	}
+	return tool_admin_request(config_path, "gate-reset-state");
+}
+
+/* shimctl clock status | trust: the shim's clock trust; "trust" takes the
+ * wall clock as it is now as the trusted time (after checking it). */
+int cmd_clock_main(int argc, char **argv, const char *config_path)
+{
+	if (argc != 2 || (strcmp(argv[1], "trust") != 0 &&
+			  strcmp(argv[1], "status") != 0)) {
+		fprintf(stderr, "usage: shimctl clock status|trust\n");
+		return 2;
+	}
+	return tool_admin_request(config_path, strcmp(argv[1], "trust") == 0 ?
+					       "clock-trust" : "clock-status");
+}

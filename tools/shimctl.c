@@ -24,6 +24,8 @@ static const struct {
 	{ "status", cmd_status_main, "status" },
 	{ "reset-lockout", cmd_reset_lockout_main, "reset-lockout <technician_id>" },
 	{ "end-session", cmd_end_session_main, "end-session" },
+	{ "gate", cmd_gate_main, "gate reset-state" },
+	{ "clock", cmd_clock_main, "clock status | trust" },
 	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
 	{ "identity", cmd_identity_main,
 	  "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },

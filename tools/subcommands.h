@@ -10,6 +10,8 @@ int cmd_totp_main(int argc, char **argv, const char *config_path);
 int cmd_status_main(int argc, char **argv, const char *config_path);
 int cmd_reset_lockout_main(int argc, char **argv, const char *config_path);
 int cmd_end_session_main(int argc, char **argv, const char *config_path);
+int cmd_gate_main(int argc, char **argv, const char *config_path);
+int cmd_clock_main(int argc, char **argv, const char *config_path);
 int cmd_session_main(int argc, char **argv, const char *config_path);
 int cmd_keygen_main(int argc, char **argv, const char *config_path);
 int cmd_siem_main(int argc, char **argv, const char *config_path);

@@ -71,8 +71,9 @@ def test_grace_same_technician_resumes_session_with_fresh_code():
         t2 = s.reconnect_tech()
         # a code of a later step than the one used (replay protection)
         answer = s.auth(t2, ALICE, steps=1, epoch=epoch)
-        assert b"Authenticated as %s; session %s resumed" % (
+        assert b"Authenticated as %s; session %s\r\n" % (
             ALICE.encode(), sid.encode()) in answer, answer
+        t2.read_until(b"Session resumed\r\n", 3)
         t2.write(b"two")
         assert dev.read_exact(3, 3) == b"two"
         dev.write(b"back")
@@ -191,12 +192,12 @@ def test_idle_timeout_reset_by_typing():
             t0 = time.time()
             while time.time() - t0 < 4.0:
                 t.write(b"k")
+                t_last = time.time()
                 time.sleep(0.5)
                 assert not st.SESSION_ENDED.search(t.buf), t.buf
                 t.read_for(0.01)
             assert "state: OPEN" in s.admin("status")
             # then silence: it ends about 2 s after the last key
-            t_last = time.time()
             got = ended(t, 8)
             took = time.time() - t_last
         finally:
