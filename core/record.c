@@ -1126,6 +1126,87 @@ static int fail(struct shim_rec_reader *r, enum shim_rec_damage d,
 	return SHIM_ECORRUPT;
 }
 
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* Reads a decimal number of 1..20 digits at p[*pos] without overflow. */
+static int dec_u64(const uint8_t *p, size_t n, size_t *pos, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t start = *pos;
+
+	while (*pos < n && p[*pos] >= '0' && p[*pos] <= '9') {
+		uint64_t d = (uint64_t)(p[*pos] - '0');
+
+		if (v > (UINT64_MAX - d) / 10) {
+			return SHIM_ECORRUPT;
+		}
+		v = v * 10 + d;
+		(*pos)++;
+	}
+	if (*pos == start) {
+		return SHIM_ECORRUPT;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Matches the literal lit at p[*pos]. */
+static int lit(const uint8_t *p, size_t n, size_t *pos, const char *s)
+{
+	size_t l = strlen(s);
+
+	if (n - *pos < l || memcmp(p + *pos, s, l) != 0) {
+		return SHIM_ECORRUPT;
+	}
+	*pos += l;
+	return 0;
+}
+
+/* Accounts a meta item named SHIM_REC_GAP_EVENT. Its detail is
+ * "N bytes not recorded", or "N bytes not recorded (in I, out O)" with
+ * I + O = N. A marker that does not read that way still marks the
+ * recording degraded and is counted in gap_bad. */
+static void note_gap(struct shim_rec_result *o, const uint8_t *d, size_t n)
+{
+	size_t pos = 0;
+	uint64_t total, in, out;
+
+	o->gaps = add_sat(o->gaps, 1);
+	o->degraded = 1;
+	if (dec_u64(d, n, &pos, &total) != 0 ||
+	    lit(d, n, &pos, " bytes not recorded") != 0) {
+		o->gap_bad = add_sat(o->gap_bad, 1);
+		return;
+	}
+	if (pos == n) {
+		o->gap_bytes = add_sat(o->gap_bytes, total);
+		return;
+	}
+	if (lit(d, n, &pos, " (in ") != 0 || dec_u64(d, n, &pos, &in) != 0 ||
+	    lit(d, n, &pos, ", out ") != 0 || dec_u64(d, n, &pos, &out) != 0 ||
+	    lit(d, n, &pos, ")") != 0 || pos != n || in + out < in ||
+	    in + out != total) {
+		o->gap_bad = add_sat(o->gap_bad, 1);
+		return;
+	}
+	o->gap_bytes = add_sat(o->gap_bytes, total);
+	o->gap_in = add_sat(o->gap_in, in);
+	o->gap_out = add_sat(o->gap_out, out);
+}
+
+static void note_meta(struct shim_rec_result *o, const uint8_t *p, size_t n)
+{
+	static const char name[] = SHIM_REC_GAP_EVENT;
+	size_t nl = sizeof(name) - 1;
+
+	if (n > nl && memcmp(p, name, nl) == 0 && p[nl] == 0) {
+		note_gap(o, p + nl + 1, n - nl - 1);
+	}
+}
+
 static int decode_items(struct shim_rec_reader *r, const uint8_t *p, size_t n)
 {
 	size_t pos = 0;
@@ -1154,6 +1235,9 @@ static int decode_items(struct shim_rec_reader *r, const uint8_t *p, size_t n)
 		r->prev_mono = it.mono_ns;
 		r->prev_wall = it.wall_ns;
 		pos += it.len;
+		if (it.kind == SHIM_REC_META) {
+			note_meta(&r->res, it.data, it.len);
+		}
 		if (r->cb.item != NULL) {
 			int rc = r->cb.item(r->cb.arg, &it);
 
@@ -1503,6 +1587,23 @@ int shim_rec_reader_finish(struct shim_rec_reader *r,
 		break;
 	default:
 		break;
+	}
+	o->pinned = expect_identity != NULL;
+	if (o->have_footer) {
+		o->dropped = r->ftr.dropped;
+		if ((r->ftr.flags & SHIM_REC_F_DEGRADED) != 0 ||
+		    r->ftr.dropped != 0) {
+			o->degraded = 1;
+		}
+	}
+	if (r->cb_err != 0 || o->status != SHIM_REC_COMPLETE) {
+		o->verdict = SHIM_REC_V_FAILED;
+	} else if (!o->pinned) {
+		o->verdict = SHIM_REC_V_UNPINNED;
+	} else if (o->degraded) {
+		o->verdict = SHIM_REC_V_DEGRADED;
+	} else {
+		o->verdict = SHIM_REC_V_INTACT;
 	}
 	if (r->cb_err != 0) {
 		rc = r->cb_err;

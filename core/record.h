@@ -227,8 +227,10 @@ int shim_rec_footer_encode(const struct shim_crypto_ops *c,
 
 /* ---- reader ---------------------------------------------------------- */
 
+/* A zeroed result never reads as complete: 0 is "not classified". */
 enum shim_rec_status {
-	SHIM_REC_COMPLETE = 0, /* header, records, valid signed footer */
+	SHIM_REC_UNCLASSIFIED = 0, /* finish has not run */
+	SHIM_REC_COMPLETE,     /* header, records, valid signed footer */
 	SHIM_REC_UNSEALED,     /* ends after a whole record, no footer */
 	SHIM_REC_TORN,         /* ends inside a record: torn tail */
 	SHIM_REC_CORRUPT,      /* damaged: see damage */
@@ -267,7 +269,25 @@ enum shim_rec_damage {
 const char *shim_rec_damage_str(int damage);
 const char *shim_rec_damage_name(int damage);
 
+/* What an investigator may conclude, set by shim_rec_reader_finish. The
+ * zero value is "not classified", never intact. */
+enum shim_rec_verdict {
+	SHIM_REC_V_NONE = 0,  /* finish has not run */
+	SHIM_REC_V_INTACT,    /* complete, signer pinned, nothing lost */
+	SHIM_REC_V_DEGRADED,  /* complete and pinned, but traffic went
+			       * unrecorded (see degraded, dropped, gap_*) */
+	SHIM_REC_V_UNPINNED,  /* complete, but no expected identity was
+			       * given: any key could have signed it */
+	SHIM_REC_V_FAILED,    /* not complete: see status and damage */
+};
+
+/* Name of the meta item that marks a hole left by a write failure; its
+ * detail is "N bytes not recorded", optionally followed by
+ * " (in I, out O)" with I + O = N (docs/recording-format.md). */
+#define SHIM_REC_GAP_EVENT "recording_gap"
+
 struct shim_rec_result {
+	enum shim_rec_verdict verdict;
 	enum shim_rec_status status;
 	enum shim_rec_damage damage;
 	uint64_t offset;      /* where the damage or torn tail starts */
@@ -282,6 +302,18 @@ struct shim_rec_result {
 	int have_header;
 	int have_footer;
 	int decrypted;        /* every record was opened with the key */
+	int pinned;           /* the footer's signer was compared with an
+			       * expected identity */
+	/* Traffic that was not recorded. degraded is set by the footer's
+	 * SHIM_REC_F_DEGRADED flag, by dropped bytes in the footer, or by a
+	 * gap marker in the records (the last needs the key). */
+	int degraded;
+	uint64_t dropped;     /* the footer's total (0 without a footer) */
+	uint64_t gaps;        /* recording_gap items read (with the key) */
+	uint64_t gap_bytes;   /* bytes they report, in total */
+	uint64_t gap_in;      /* of which markers name technician -> device */
+	uint64_t gap_out;     /* of which markers name device -> technician */
+	uint64_t gap_bad;     /* markers whose byte count is unreadable */
 };
 
 struct shim_rec_reader_cb {
@@ -341,7 +373,10 @@ int shim_rec_reader_feed(struct shim_rec_reader *r, const uint8_t *data,
  * the device identity public key the footer must be signed by. Returns
  * 0 for COMPLETE, otherwise a negative code (SHIM_ETRUNC for unsealed or
  * torn, SHIM_ECORRUPT, SHIM_ECHAIN, SHIM_ESIG, SHIM_ECRYPTO); *res (may
- * be NULL) says precisely what and where. */
+ * be NULL) says precisely what and where. A COMPLETE stream is intact
+ * only when res->verdict is SHIM_REC_V_INTACT: without expect_identity
+ * it is SHIM_REC_V_UNPINNED, and with unrecorded traffic
+ * SHIM_REC_V_DEGRADED. */
 int shim_rec_reader_finish(struct shim_rec_reader *r,
 			   const uint8_t *expect_identity,
 			   struct shim_rec_result *res);

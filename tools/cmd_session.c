@@ -35,6 +35,8 @@ enum {
 	EX_SIG = 7,
 	EX_IDENTITY = 8,
 	EX_WRONG_KEY = 9,
+	EX_DEGRADED = 10,
+	EX_UNPINNED = 11,
 };
 
 enum fmt { FMT_NONE, FMT_JSONL, FMT_ASCIICAST, FMT_TEXT };
@@ -68,6 +70,7 @@ struct ctx {
 	int no_key;             /* list: structure, chain, signature only */
 	int64_t start_mono;
 	int io_err;
+	uint64_t metas;         /* meta records read (with the key) */
 };
 
 static void usage(void)
@@ -346,6 +349,25 @@ static void text_escape(struct ctx *c, const uint8_t *p, size_t n)
 	}
 }
 
+/* "name: detail" (or "name" alone) as one JSON string. */
+static void meta_label(struct ctx *c, const uint8_t *name, size_t nl,
+		       const uint8_t *detail, size_t dl)
+{
+	uint8_t *s = malloc(nl + 2 + dl + 1);
+
+	if (s == NULL) {
+		c->io_err = 1;
+		return;
+	}
+	memcpy(s, name, nl);
+	if (dl > 0) {
+		memcpy(s + nl, ": ", 2);
+		memcpy(s + nl + 2, detail, dl);
+	}
+	json_str(c, s, dl > 0 ? nl + 2 + dl : nl);
+	free(s);
+}
+
 /* ---- reader callbacks -------------------------------------------------- */
 
 static int open_key(struct ctx *c, const struct shim_rec_header *h)
@@ -466,6 +488,7 @@ static int cb_item(void *arg, const struct shim_rec_item *it)
 	if (it->kind == SHIM_REC_META) {
 		const uint8_t *z = memchr(it->data, 0, it->len);
 
+		c->metas++;
 		if (z != NULL) {
 			nl = (size_t)(z - it->data);
 			detail = (const char *)z + 1;
@@ -499,6 +522,14 @@ static int cb_item(void *arg, const struct shim_rec_item *it)
 		break;
 	case FMT_ASCIICAST:
 		if (it->kind == SHIM_REC_META) {
+			/* asciicast v2 marker (asciinema 2.2 and later):
+			 * [t, "m", "name: detail"] */
+			put_ch(c, '[');
+			put_secs(c->out, rel < 0 ? 0 : rel);
+			fputs(", \"m\", ", c->out);
+			meta_label(c, (const uint8_t *)name, nl,
+				   (const uint8_t *)detail, dl);
+			fputs("]\n", c->out);
 			break;
 		}
 		put_ch(c, '[');
@@ -531,6 +562,13 @@ static int cb_item(void *arg, const struct shim_rec_item *it)
 	return c->io_err ? SHIM_EIO : 0;
 }
 
+/* Bytes not recorded: the footer's total, or what the gap markers add up
+ * to when that is more (a session sealed by recovery has no total). */
+static uint64_t lost_total(const struct shim_rec_result *res)
+{
+	return res->gap_bytes > res->dropped ? res->gap_bytes : res->dropped;
+}
+
 static void flag_list(FILE *f, uint32_t flags)
 {
 	const char *sep = "";
@@ -555,7 +593,8 @@ static void flag_list(FILE *f, uint32_t flags)
 }
 
 static void write_footer(struct ctx *c, const struct shim_rec_header *h,
-			 const struct shim_rec_footer *f, int verified)
+			 const struct shim_rec_footer *f,
+			 const struct shim_rec_result *res, int verified)
 {
 	char iso[48], ch[65];
 	int64_t dur = diff_ns(f->end_mono_ns, h->start_mono_ns);
@@ -585,8 +624,12 @@ static void write_footer(struct ctx *c, const struct shim_rec_header *h,
 			(unsigned long long)f->dropped,
 			(unsigned long long)f->cut);
 		flag_list(c->out, f->flags);
-		fprintf(c->out, ", \"chain_head\": \"%s\", \"verified\": %s}\n",
-			ch, verified ? "true" : "false");
+		fprintf(c->out,
+			", \"chain_head\": \"%s\", \"verified\": %s, "
+			"\"identity_pinned\": %s, \"degraded\": %s}\n",
+			ch, verified ? "true" : "false",
+			res->pinned ? "true" : "false",
+			res->degraded ? "true" : "false");
 	} else if (c->fmt == FMT_TEXT) {
 		fprintf(c->out, "# ended %s after ", iso);
 		put_secs(c->out, dur);
@@ -597,7 +640,15 @@ static void write_footer(struct ctx *c, const struct shim_rec_header *h,
 			(unsigned long long)f->bytes_out,
 			(unsigned long long)f->records,
 			(unsigned long long)f->dropped, ch,
-			verified ? "verified" : "NOT verified");
+			verified	 ? "verified"
+			: res->pinned ? "NOT verified"
+				      : "NOT verified: identity not pinned");
+		if (res->degraded) {
+			fprintf(c->out,
+				"# DEGRADED: %llu bytes not recorded (see the "
+				"recording_gap events)\n",
+				(unsigned long long)lost_total(res));
+		}
 	}
 }
 
@@ -612,8 +663,10 @@ static int damage_exit(const struct shim_rec_result *res)
 		return EX_NO_FOOTER;
 	case SHIM_REC_TORN:
 		return EX_TORN;
-	default:
+	case SHIM_REC_CORRUPT:
 		break;
+	default:
+		return EX_ERROR; /* never classified */
 	}
 	switch (res->damage) {
 	case SHIM_REC_D_CHAIN:
@@ -628,6 +681,64 @@ static int damage_exit(const struct shim_rec_result *res)
 	default:
 		return EX_DAMAGED;
 	}
+}
+
+/* The exit status of verify and export. Damage comes first, then a key
+ * that does not open the session, then a signer nobody vouches for, then
+ * traffic that was not recorded. Intact only when the reader says so. */
+static int verdict_exit(const struct ctx *c, const struct shim_rec_result *res)
+{
+	int ex = damage_exit(res);
+
+	if (ex != EX_INTACT) {
+		return ex;
+	}
+	if (c->key_wrong) {
+		return EX_WRONG_KEY;
+	}
+	switch (res->verdict) {
+	case SHIM_REC_V_INTACT:
+		return EX_INTACT;
+	case SHIM_REC_V_UNPINNED:
+		return EX_UNPINNED;
+	case SHIM_REC_V_DEGRADED:
+		return EX_DEGRADED;
+	default:
+		return EX_ERROR;
+	}
+}
+
+/* Prints what was not recorded, per direction where the recording says. */
+static void print_degraded(const struct ctx *c,
+			   const struct shim_rec_result *res)
+{
+	uint64_t total = lost_total(res);
+	uint64_t known = res->gap_in + res->gap_out;
+
+	printf("  degraded: traffic was relayed without being recorded%s\n",
+	       res->have_footer &&
+			       (c->rd->ftr.flags & SHIM_REC_F_DEGRADED) != 0
+		       ? " (footer flag recording_degraded)"
+		       : "");
+	printf("  not recorded: %llu bytes in total\n",
+	       (unsigned long long)total);
+	if (!c->key_ok) {
+		printf("  not recorded by direction: not known without the "
+		       "recording key (the gap markers are in the encrypted "
+		       "records)\n");
+		return;
+	}
+	printf("  not recorded by direction: in %llu, out %llu, unknown "
+	       "%llu\n",
+	       (unsigned long long)res->gap_in,
+	       (unsigned long long)res->gap_out,
+	       (unsigned long long)(known < res->gap_in || known > total
+					    ? 0
+					    : total - known));
+	printf("  gap markers: %llu (%llu bytes%s)\n",
+	       (unsigned long long)res->gaps,
+	       (unsigned long long)res->gap_bytes,
+	       res->gap_bad != 0 ? ", some unreadable" : "");
 }
 
 /* Reads path through the reader. Returns 0, or -1 when it cannot be read
@@ -733,6 +844,20 @@ static void describe(const struct shim_rec_result *res, char *out,
 	}
 }
 
+static const char *verdict_word(int ex)
+{
+	switch (ex) {
+	case EX_INTACT:
+		return "OK";
+	case EX_DEGRADED:
+		return "DEGRADED";
+	case EX_UNPINNED:
+		return "NOT PINNED";
+	default:
+		return "FAILED";
+	}
+}
+
 static int do_verify(struct ctx *c)
 {
 	struct shim_rec_result res;
@@ -755,11 +880,8 @@ static int do_verify(struct ctx *c)
 		return EX_ERROR;
 	}
 	describe(&res, msg, sizeof(msg));
-	ex = damage_exit(&res);
-	if (ex == EX_INTACT && c->key_wrong) {
-		ex = EX_WRONG_KEY;
-	}
-	printf("%s: %s\n", path, ex == EX_INTACT ? "OK" : "FAILED");
+	ex = verdict_exit(c, &res);
+	printf("%s: %s\n", path, verdict_word(ex));
 	if (res.have_header) {
 		printf("  session %s, technician %s, shim %s\n",
 		       c->rd->hdr.session_id, c->rd->hdr.technician_id,
@@ -773,19 +895,39 @@ static int do_verify(struct ctx *c)
 		printf("  footer: reason %s, signed by the identity in the "
 		       "header%s%s\n",
 		       c->rd->ftr.reason,
-		       have_id ? ", expected identity " : " (identity not "
-							   "pinned: no --identity "
-							   "and no local key)",
+		       have_id ? ", expected identity "
+			       : " (identity not pinned: no --identity and "
+				 "no identity key in the configuration)",
 		       have_id ? idsrc : "");
 	}
 	if (c->key_ok) {
 		printf("  contents: every record opened with the recording "
-		       "key\n");
+		       "key, %llu meta records\n",
+		       (unsigned long long)c->metas);
 	} else if (c->key_msg[0] != '\0') {
 		printf("  contents: not checked: %s\n", c->key_msg);
 	}
-	printf("  verdict: %s\n",
-	       ex == EX_WRONG_KEY ? "wrong recording key" : msg);
+	if (res.degraded) {
+		print_degraded(c, &res);
+	}
+	switch (ex) {
+	case EX_WRONG_KEY:
+		printf("  verdict: wrong recording key\n");
+		break;
+	case EX_UNPINNED:
+		printf("  verdict: identity not pinned (the footer verifies "
+		       "under the key the file itself names; pass --identity "
+		       "PUB or --config with the shim's identity key)%s\n",
+		       res.degraded ? "; degraded" : "");
+		break;
+	case EX_DEGRADED:
+		printf("  verdict: degraded (%llu bytes not recorded)\n",
+		       (unsigned long long)lost_total(&res));
+		break;
+	default:
+		printf("  verdict: %s\n", msg);
+		break;
+	}
 	free(path);
 	return ex;
 }
@@ -838,11 +980,23 @@ static int do_export(struct ctx *c)
 		ex = c->key_wrong ? EX_WRONG_KEY : EX_ERROR;
 		goto out;
 	}
-	ex = damage_exit(&res);
+	ex = verdict_exit(c, &res);
 	if (res.have_footer) {
-		write_footer(c, &c->rd->hdr, &c->rd->ftr, ex == EX_INTACT);
+		write_footer(c, &c->rd->hdr, &c->rd->ftr, &res,
+			     damage_exit(&res) == EX_INTACT && res.pinned);
 	}
-	if (ex != EX_INTACT) {
+	if (ex == EX_UNPINNED) {
+		fprintf(stderr,
+			"shimctl session export: %s: identity not pinned (pass "
+			"--identity PUB or --config with the shim's identity "
+			"key)\n",
+			path);
+	} else if (ex == EX_DEGRADED) {
+		fprintf(stderr,
+			"shimctl session export: %s: degraded: %llu bytes not "
+			"recorded\n",
+			path, (unsigned long long)lost_total(&res));
+	} else if (ex != EX_INTACT) {
 		describe(&res, msg, sizeof(msg));
 		fprintf(stderr,
 			"shimctl session export: %s: %s (exported what is "
@@ -952,8 +1106,9 @@ static int do_list(struct ctx *c)
 		snprintf(dur, sizeof(dur), "%.1fs", (double)dns / 1e9);
 		switch (res.status) {
 		case SHIM_REC_COMPLETE:
-			snprintf(verdict, sizeof(verdict), "%s",
-				 have_id == 1 ? "yes" : "yes (unpinned)");
+			snprintf(verdict, sizeof(verdict), "%s%s",
+				 res.degraded ? "degraded" : "yes",
+				 res.pinned ? "" : " (unpinned)");
 			break;
 		case SHIM_REC_UNSEALED:
 			snprintf(verdict, sizeof(verdict), "open");
@@ -987,12 +1142,19 @@ static int do_list(struct ctx *c)
 				fputs("null", stdout);
 			}
 			fprintf(stdout, ", \"status\": \"%s\", \"file\": ",
-				res.status == SHIM_REC_COMPLETE ? "verified"
+				res.status == SHIM_REC_COMPLETE
+					? (res.degraded ? "degraded"
+							: "verified")
 				: res.status == SHIM_REC_UNSEALED ? "open"
-				: res.status == SHIM_REC_TORN ? "torn"
-							       : "damaged");
+				: res.status == SHIM_REC_TORN	  ? "torn"
+								  : "damaged");
 			json_cstr(c, path);
-			fputs("}\n", stdout);
+			fprintf(stdout,
+				", \"degraded\": %s, \"dropped_bytes\": %llu, "
+				"\"identity_pinned\": %s}\n",
+				res.degraded ? "true" : "false",
+				(unsigned long long)res.dropped,
+				res.pinned ? "true" : "false");
 		} else {
 			printf("%-24s %-20s %-20s %9s %9llu %9llu %-22s %s\n",
 			       h->session_id, h->technician_id, start, dur,

@@ -86,6 +86,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (res.good_end > res.total) {
 		abort();
 	}
+	/* Nothing pinned the signer: never intact, never merely degraded;
+	 * anything but a complete file is a failure. */
+	if (res.verdict == SHIM_REC_V_NONE || res.verdict == SHIM_REC_V_INTACT ||
+	    res.verdict == SHIM_REC_V_DEGRADED || res.pinned ||
+	    (res.verdict == SHIM_REC_V_UNPINNED) !=
+		    (res.status == SHIM_REC_COMPLETE)) {
+		abort();
+	}
+	if (res.gap_bad > res.gaps || (res.gaps != 0 && !res.degraded)) {
+		abort();
+	}
 	shim_rec_reader_wipe(&rd);
 	return 0;
 }

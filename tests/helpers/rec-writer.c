@@ -6,7 +6,10 @@
  *   rec-writer --config FILE [--technician ID] [--bursts N]
  *              [--burst-chunks K] [--chunk-size S] [--pause-ms P]
  *              [--reason R] [--fsize-limit BYTES] [--recover-only]
+ *              [--meta NAME[:DETAIL]]...
  *
+ * Each --meta records one meta event right after session_start, in the
+ * order given (NAME:DETAIL splits at the first colon).
  * Traffic is deterministic: byte j of the inbound stream is
  * (j * 7 + 3) & 0xff, of the outbound stream (j * 13 + 1) & 0xff, so a
  * reader can check every recovered byte. After each burst the program
@@ -162,6 +165,31 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	shim_recorder_meta(r, "session_start", tech, shim_linux_wall_ns(),
 			   shim_linux_mono_ns());
+	for (i = 1; i + 1 < argc; i++) {
+		char name[128];
+		const char *colon;
+		size_t nl;
+
+		if (strcmp(argv[i], "--meta") != 0) {
+			continue;
+		}
+		colon = strchr(argv[i + 1], ':');
+		nl = colon != NULL ? (size_t)(colon - argv[i + 1])
+				   : strlen(argv[i + 1]);
+		if (nl >= sizeof(name)) {
+			nl = sizeof(name) - 1;
+		}
+		memcpy(name, argv[i + 1], nl);
+		name[nl] = '\0';
+		rc = shim_recorder_meta(r, name,
+					colon != NULL ? colon + 1 : "",
+					shim_linux_wall_ns(),
+					shim_linux_mono_ns());
+		if (rc != 0) {
+			fprintf(stderr, "meta %s: %s\n", name,
+				shim_strerror(rc));
+		}
+	}
 	for (b = 0; b < bursts; b++) {
 		for (k = 0; k < per; k++) {
 			enum shim_rec_dir dir = (k & 1) ? SHIM_DIR_OUT

@@ -204,7 +204,10 @@ def test_round_trip_and_formats():
         h = json.loads(clines[0])
         check(h["version"] == 2 and h["width"] > 0, "asciicast header")
         ev = [json.loads(l) for l in clines[1:]]
-        check(all(e[1] in ("o", "i") for e in ev) and
+        check([e[2] for e in ev if e[1] == "m"] ==
+              ["session_start: alice@example.org"] + ["burst: done"] * 3,
+              "asciicast markers for the meta records")
+        check(all(e[1] in ("o", "i", "m") for e in ev) and
               [e[0] for e in ev] == sorted(e[0] for e in ev),
               "asciicast events")
         outb = "".join(e[2] for e in ev if e[1] == "o")
@@ -485,9 +488,13 @@ def test_storage_budget_and_failures():
         recover(s)
         sid = session_id(r.stdout)
         v = s.ctl("session", "verify", sid)
-        check(v.returncode == 0, "what was written still verifies")
         r2, lines = export_jsonl(s, sid)
         ftr = lines[-1]
+        lost = "recording_degraded" in ftr.get("flags", [])
+        check(v.returncode == (10 if lost else 0) and
+              (b"verdict: degraded" in v.stdout) == lost,
+              "what was written still verifies, degraded when bytes were "
+              "lost: exit %d" % v.returncode)
         check(("recording_degraded" in ftr["flags"] and
                ftr["dropped_bytes"] > 0) or
               ftr["terminal_reason"] == "power_loss_recovered",
@@ -551,7 +558,8 @@ def test_full_filesystem():
         check(r2.returncode == 3 and "refused storage" in r2.stdout,
               "disk full: new session refused")
         v = s.ctl("session", "verify", sid)
-        check(v.returncode == 0, "what fitted verifies: %s" % v.stdout)
+        check(v.returncode == 10 and b"verdict: degraded" in v.stdout,
+              "what fitted verifies, as degraded: %s" % v.stdout)
         r3, lines = export_jsonl(s, sid)
         ftr = lines[-1]
         sin, sout = streams(lines)

@@ -1,7 +1,10 @@
 /*
  * Unit tests for the recording format (core/record.c): round trip of
  * every byte value with timing, and a distinct verdict for each kind of
- * damage, with and without the session key.
+ * damage, with and without the session key; the verdicts for an
+ * unpinned signer and for unrecorded traffic (footer totals and gap
+ * markers); and every meta record the daemon writes, recorded through
+ * the recorder.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +20,9 @@
 #include "fakes.h"
 #include "keys.h"
 #include "port_linux.h"
+#include "config.h"
 #include "record.h"
+#include "recorder.h"
 #include "util.h"
 
 static struct shim_linux_port lp;      /* identity A */
@@ -642,6 +647,346 @@ static void test_overhead_targets(void **state)
 	assert_true(typing <= 30.0);
 }
 
+/* ---- verdicts: pinning and unrecorded traffic ----------------------- */
+
+struct meta_spec {
+	const char *name;
+	const char *detail;
+};
+
+/* One record of traffic, then the given meta items, then a footer with
+ * the given dropped count and flags, signed by identity A. */
+static void build_meta(struct built *b, const struct meta_spec *m, size_t n,
+		       uint64_t dropped, uint32_t flags)
+{
+	const struct shim_crypto_ops *c = &lp.port.crypto;
+	struct shim_rec_writer w;
+	struct shim_rec_footer f;
+	static uint8_t plain[SHIM_REC_MAX_PLAIN];
+	static uint8_t frame[SHIM_REC_MAX_BODY + 16];
+	uint8_t hdr[SHIM_REC_HEADER_MAX], item[512];
+	size_t len, i;
+
+	memset(b, 0, sizeof(*b));
+	b->h.version = SHIM_REC_VERSION;
+	snprintf(b->h.session_id, sizeof(b->h.session_id),
+		 "20261124T000000Z-9a9a9a");
+	snprintf(b->h.shim_id, sizeof(b->h.shim_id), "shim-test-001");
+	snprintf(b->h.technician_id, sizeof(b->h.technician_id), "bob");
+	b->h.start_wall_ns = T0;
+	b->h.start_mono_ns = 5000;
+	assert_int_equal(c->identity_pub(c->ctx, b->h.identity_pub), 0);
+	assert_int_equal(shim_linux_random(b->key, sizeof(b->key)), 0);
+	assert_int_equal(shim_rec_seal_key(c, rec_pub, b->key, &b->h), 0);
+	assert_int_equal(shim_rec_header_encode(&b->h, hdr, sizeof(hdr), &len),
+			 0);
+	append(b, hdr, len);
+	assert_int_equal(
+		shim_rec_writer_init(&w, c, b->key, &b->h, hdr, len, plain), 0);
+	assert_int_equal(shim_rec_writer_add(&w, SHIM_REC_IN,
+					     (const uint8_t *)"PIN\r", 4,
+					     T0 + 10, 5010),
+			 0);
+	for (i = 0; i < n; i++) {
+		size_t nl = strlen(m[i].name), dl = strlen(m[i].detail);
+
+		memcpy(item, m[i].name, nl);
+		item[nl] = 0;
+		memcpy(item + nl + 1, m[i].detail, dl);
+		assert_int_equal(shim_rec_writer_add(&w, SHIM_REC_META, item,
+						     nl + 1 + dl,
+						     T0 + 100 + (int64_t)i,
+						     5100 + (int64_t)i),
+				 0);
+	}
+	assert_int_equal(shim_rec_writer_seal(&w, frame, sizeof(frame), &len),
+			 0);
+	b->off[b->nframes++] = b->len;
+	append(b, frame, len);
+	memset(&f, 0, sizeof(f));
+	shim_rec_writer_summary(&w, &f);
+	f.end_wall_ns = T0 + 1000000000LL;
+	f.end_mono_ns = 5000 + 1000000000LL;
+	f.dropped = dropped;
+	f.flags = flags;
+	snprintf(f.reason, sizeof(f.reason), "technician_disconnect");
+	assert_int_equal(shim_rec_footer_encode(c, &f, frame, sizeof(frame),
+						&len),
+			 0);
+	b->off[b->nframes++] = b->len;
+	append(b, frame, len);
+	shim_rec_writer_wipe(&w);
+}
+
+/* Collects meta items as "name|detail;" into text. */
+struct metas {
+	int use_key;
+	char text[2048];
+};
+
+static int cb_header_m(void *arg, const struct shim_rec_header *h)
+{
+	struct metas *m = arg;
+	uint8_t shared[32], key[32], pub[SHIM_P256_PUB_LEN];
+
+	if (!m->use_key) {
+		return 0;
+	}
+	assert_int_equal(shim_keys_ecdh(rec_priv, h->eph_pub, shared), 0);
+	shim_keys_private_pub(rec_priv, pub);
+	assert_int_equal(shim_rec_unseal_key(&lp.port.crypto, h, pub, shared,
+					     key),
+			 0);
+	shim_rec_reader_set_key(cur_reader, key);
+	return 0;
+}
+
+static int cb_item_m(void *arg, const struct shim_rec_item *it)
+{
+	struct metas *m = arg;
+	const uint8_t *z;
+	size_t l = strlen(m->text);
+
+	if (it->kind != SHIM_REC_META) {
+		return 0;
+	}
+	z = memchr(it->data, 0, it->len);
+	assert_non_null(z);
+	snprintf(m->text + l, sizeof(m->text) - l, "%.*s|%.*s;",
+		 (int)(z - it->data), (const char *)it->data,
+		 (int)(it->len - (size_t)(z - it->data) - 1),
+		 (const char *)z + 1);
+	return 0;
+}
+
+static int read_metas(const struct built *b, int use_key, const uint8_t *id,
+		      struct metas *m, struct shim_rec_result *res)
+{
+	static uint8_t rbuf[SHIM_REC_READER_BUF];
+	struct shim_rec_reader r;
+	struct shim_rec_reader_cb cb = { cb_header_m, cb_item_m, NULL, m };
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	m->use_key = use_key;
+	shim_rec_reader_init(&r, &lp.port.crypto, &cb, rbuf, sizeof(rbuf));
+	cur_reader = &r;
+	shim_rec_reader_feed(&r, b->buf, b->len);
+	rc = shim_rec_reader_finish(&r, id, res);
+	shim_rec_reader_wipe(&r);
+	return rc;
+}
+
+static void test_zero_result_is_not_intact(void **state)
+{
+	struct shim_rec_result res;
+
+	(void)state;
+	memset(&res, 0, sizeof(res));
+	assert_int_not_equal(res.status, SHIM_REC_COMPLETE);
+	assert_int_equal(res.verdict, SHIM_REC_V_NONE);
+	assert_int_not_equal(res.verdict, SHIM_REC_V_INTACT);
+}
+
+static void test_verdict_pinned_unpinned_wrong(void **state)
+{
+	struct built b;
+	struct metas m;
+	struct shim_rec_result res;
+	uint8_t id_a[SHIM_P256_PUB_LEN], id_b[SHIM_P256_PUB_LEN];
+
+	(void)state;
+	assert_int_equal(lp.port.crypto.identity_pub(lp.port.crypto.ctx, id_a),
+			 0);
+	assert_int_equal(
+		lp_b.port.crypto.identity_pub(lp_b.port.crypto.ctx, id_b), 0);
+	build_meta(&b, NULL, 0, 0, 0);
+	assert_int_equal(read_metas(&b, 1, id_a, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_INTACT);
+	assert_true(res.pinned);
+	assert_false(res.degraded);
+	/* complete and signed, but by whom nobody said */
+	assert_int_equal(read_metas(&b, 1, NULL, &m, &res), 0);
+	assert_int_equal(res.status, SHIM_REC_COMPLETE);
+	assert_int_equal(res.verdict, SHIM_REC_V_UNPINNED);
+	assert_false(res.pinned);
+	assert_int_equal(read_metas(&b, 0, NULL, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_UNPINNED);
+	/* pinned to another identity */
+	assert_int_equal(read_metas(&b, 1, id_b, &m, &res), SHIM_ESIG);
+	assert_int_equal(res.verdict, SHIM_REC_V_FAILED);
+	assert_int_equal(res.damage, SHIM_REC_D_IDENTITY);
+	free(b.buf);
+}
+
+static void test_verdict_degraded_by_footer(void **state)
+{
+	struct built b;
+	struct metas m;
+	struct shim_rec_result res;
+	uint8_t id[SHIM_P256_PUB_LEN];
+
+	(void)state;
+	assert_int_equal(lp.port.crypto.identity_pub(lp.port.crypto.ctx, id),
+			 0);
+	/* the flag and a total, as the recorder seals a failed session;
+	 * readable without the key */
+	build_meta(&b, NULL, 0, 51200, SHIM_REC_F_DEGRADED);
+	assert_int_equal(read_metas(&b, 0, id, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_DEGRADED);
+	assert_true(res.degraded);
+	assert_int_equal(res.dropped, 51200);
+	assert_int_equal(res.gaps, 0);
+	free(b.buf);
+	/* dropped bytes alone are enough */
+	build_meta(&b, NULL, 0, 7, 0);
+	assert_int_equal(read_metas(&b, 0, id, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_DEGRADED);
+	free(b.buf);
+	/* the flag alone too */
+	build_meta(&b, NULL, 0, 0, SHIM_REC_F_DEGRADED);
+	assert_int_equal(read_metas(&b, 0, id, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_DEGRADED);
+	free(b.buf);
+	/* unpinned wins over degraded; degraded is still reported */
+	build_meta(&b, NULL, 0, 10, SHIM_REC_F_DEGRADED);
+	assert_int_equal(read_metas(&b, 0, NULL, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_UNPINNED);
+	assert_true(res.degraded);
+	free(b.buf);
+	/* other flags do not make a recording degraded */
+	build_meta(&b, NULL, 0, 0, SHIM_REC_F_RECOVERED | SHIM_REC_F_OVER_BUDGET);
+	assert_int_equal(read_metas(&b, 0, id, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_INTACT);
+	free(b.buf);
+}
+
+/* Gap markers inside the records: totals, the per-direction form, and
+ * markers that do not parse (counted, never trusted, still degraded). */
+static void test_gap_markers_exact_and_malformed(void **state)
+{
+	static const struct meta_spec gaps[] = {
+		{ "recording_gap", "300 bytes not recorded" },
+		{ "recording_gap", "120 bytes not recorded (in 100, out 20)" },
+		{ "recording_gap", "0 bytes not recorded (in 0, out 0)" },
+		{ "recording_gap", "lots of bytes not recorded" },
+		{ "recording_gap", "5 bytes not recorded (in 1, out 1)" },
+		{ "recording_gap", "5 bytes not recorded (in 5, out 0) " },
+		{ "recording_gap", "99999999999999999999999 bytes not recorded" },
+		{ "recording_gap", "" },
+		{ "recording_gapx", "1000 bytes not recorded" },
+		{ "break", "technician" },
+	};
+	struct built b;
+	struct metas m;
+	struct shim_rec_result res;
+	uint8_t id[SHIM_P256_PUB_LEN];
+
+	(void)state;
+	assert_int_equal(lp.port.crypto.identity_pub(lp.port.crypto.ctx, id),
+			 0);
+	/* a footer that says nothing was lost (a session sealed by the
+	 * recovery at start has no total): the markers still tell */
+	build_meta(&b, gaps, sizeof(gaps) / sizeof(gaps[0]), 0,
+		   SHIM_REC_F_RECOVERED);
+	assert_int_equal(read_metas(&b, 1, id, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_DEGRADED);
+	assert_true(res.degraded);
+	assert_int_equal(res.gaps, 8);
+	assert_int_equal(res.gap_bytes, 420);
+	assert_int_equal(res.gap_in, 100);
+	assert_int_equal(res.gap_out, 20);
+	assert_int_equal(res.gap_bad, 5);
+	/* without the key the markers cannot be seen */
+	assert_int_equal(read_metas(&b, 0, id, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_INTACT);
+	assert_int_equal(res.gaps, 0);
+	free(b.buf);
+}
+
+/* Every meta record the daemon writes, recorded through the recorder
+ * (common/recorder.h) as shimd does, comes back in order with its
+ * detail. */
+static void test_daemon_meta_records_through_recorder(void **state)
+{
+	static const struct meta_spec ev[] = {
+		{ "session_start", "alice@example.org" },
+		{ "technician_hangup", "" },
+		{ "technician_returned", "alice@example.org" },
+		{ "break", "technician" },
+		{ "device_logout", "logout\\r" },
+		{ "device_reset", "dtr" },
+		{ "recording_failed", "No space left on device" },
+	};
+	static const char want[] =
+		"session_start|alice@example.org;technician_hangup|;"
+		"technician_returned|alice@example.org;break|technician;"
+		"device_logout|logout\\r;device_reset|dtr;"
+		"recording_failed|No space left on device;";
+	struct shim_config cfg;
+	struct shim_recorder *r;
+	struct shim_privkey *saved = rec_priv;
+	struct metas m;
+	struct shim_rec_result res;
+	struct built b;
+	char id[SHIM_SESSION_ID_MAX], path[256], root[128], *kp;
+	uint8_t idpub[SHIM_P256_PUB_LEN], buf[8192];
+	size_t i, n;
+	FILE *f;
+
+	(void)state;
+	shim_config_defaults(&cfg);
+	snprintf(root, sizeof(root), "%s/meta", tmpdir);
+	cfg.storage_root = strdup(root);
+	cfg.shim_id = strdup("shim-unit");
+	cfg.sync_interval_ms = 20;
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL), 0);
+	assert_int_equal(shim_recorder_begin(r, "alice@example.org", id), 0);
+	for (i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		assert_int_equal(shim_recorder_meta(r, ev[i].name, ev[i].detail,
+						    T0 + (int64_t)i * 1000,
+						    5000 + (int64_t)i * 1000),
+				 0);
+		assert_int_equal(shim_recorder_traffic(r, SHIM_DIR_OUT,
+						       (const uint8_t *)"ok",
+						       2,
+						       T0 + (int64_t)i * 1000 +
+							       1,
+						       5000 +
+							       (int64_t)i * 1000 +
+							       1),
+				 0);
+	}
+	assert_int_equal(shim_recorder_end(r, "technician_disconnect",
+					   T0 + 100000, 5000 + 100000),
+			 0);
+	shim_recorder_close(r, "shutdown");
+
+	/* the local recording key the recorder made for itself */
+	kp = shim_keys_recording_path(&cfg);
+	assert_non_null(kp);
+	assert_int_equal(shim_keys_load_private(kp, &rec_priv), 0);
+	free(kp);
+	snprintf(path, sizeof(path), "%s/sessions/%s.rec", root, id);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	memset(&b, 0, sizeof(b));
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		append(&b, buf, n);
+	}
+	fclose(f);
+	assert_int_equal(lp.port.crypto.identity_pub(lp.port.crypto.ctx, idpub),
+			 0);
+	assert_int_equal(read_metas(&b, 1, idpub, &m, &res), 0);
+	assert_int_equal(res.verdict, SHIM_REC_V_INTACT);
+	assert_string_equal(m.text, want);
+	assert_int_equal(res.bytes_out, 2 * (sizeof(ev) / sizeof(ev[0])));
+	shim_keys_free(rec_priv);
+	rec_priv = saved;
+	free(b.buf);
+	shim_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +1004,11 @@ int main(void)
 		cmocka_unit_test(test_footer_forged),
 		cmocka_unit_test(test_trailing_and_magic),
 		cmocka_unit_test(test_overhead_targets),
+		cmocka_unit_test(test_zero_result_is_not_intact),
+		cmocka_unit_test(test_verdict_pinned_unpinned_wrong),
+		cmocka_unit_test(test_verdict_degraded_by_footer),
+		cmocka_unit_test(test_gap_markers_exact_and_malformed),
+		cmocka_unit_test(test_daemon_meta_records_through_recorder),
 	};
 
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
