@@ -15,6 +15,10 @@
  * A sensor that cannot be read reports SHIM_SENSOR_EV_FAULT; a faulted
  * GPIO is re-opened at each periodic check and reports its state again
  * once it reads.
+ *
+ * Reports are edges: a sensor that stays active is reported once. After a
+ * reset of the latch the daemon re-arms the tamper sensors, so one that is
+ * still active is reported again instead of staying silent.
  */
 #include "sensors.h"
 
@@ -444,6 +448,98 @@ int shim_sensors_next(struct shim_sensors *ss, struct shim_sensor_event *ev)
 	ss->q_head = (ss->q_head + 1) % EVQ_LEN;
 	ss->q_len--;
 	return 1;
+}
+
+enum shim_sensors_state shim_sensors_tamper_state(struct shim_sensors *ss,
+						  const char **event,
+						  char *detail, size_t cap)
+{
+	enum shim_sensors_state st = SHIM_SENSORS_CLEAR;
+	const struct sensor *why = NULL;
+	char what[128];
+	size_t i;
+	int raw, v;
+
+	if (event != NULL) {
+		*event = NULL;
+	}
+	if (detail != NULL && cap > 0) {
+		detail[0] = '\0';
+	}
+	what[0] = '\0';
+	if (ss == NULL) {
+		return SHIM_SENSORS_CLEAR;
+	}
+	for (i = 0; i < ss->n && st != SHIM_SENSORS_ACTIVE; i++) {
+		struct sensor *s = &ss->s[i];
+
+		if (s->role != SHIM_ROLE_TAMPER) {
+			continue;
+		}
+		if (s->type == SHIM_SENSOR_FILE) {
+			raw = file_read(s);
+		} else if (s->line == NULL) {
+			/* Faulted and not re-opened yet: it cannot vouch for
+			 * a closed case. */
+			raw = RAW_FAULT;
+		} else {
+			v = gpiod_line_get_value(s->line);
+			if (v < 0) {
+				snprintf(s->fault, sizeof(s->fault),
+					 "I/O error: %s", strerror(errno));
+			}
+			raw = v < 0 ? RAW_FAULT : (v ? RAW_ACTIVE : RAW_CLEAR);
+		}
+		if (raw == RAW_ACTIVE) {
+			st = SHIM_SENSORS_ACTIVE;
+			why = s;
+			describe(s, what, sizeof(what),
+				 s->type == SHIM_SENSOR_FILE ? "exists" : "active");
+		} else if (raw == RAW_FAULT && st == SHIM_SENSORS_CLEAR) {
+			st = SHIM_SENSORS_FAULT;
+			why = s;
+			describe(s, what, sizeof(what), s->fault);
+		}
+	}
+	if (why != NULL && event != NULL) {
+		*event = why->event;
+	}
+	if (why != NULL && detail != NULL && cap > 0) {
+		snprintf(detail, cap, "%s", what);
+	}
+	return st;
+}
+
+void shim_sensors_rearm(struct shim_sensors *ss)
+{
+	int64_t now = now_ms();
+	size_t i;
+	int raw;
+
+	if (ss == NULL) {
+		return;
+	}
+	for (i = 0; i < ss->n; i++) {
+		struct sensor *s = &ss->s[i];
+
+		if (s->role != SHIM_ROLE_TAMPER) {
+			continue;
+		}
+		/* As at open: the first reading is reported, active or
+		 * faulted, and a clear one is no news. */
+		s->reported = -1;
+		s->raw = -1;
+		if (s->type == SHIM_SENSOR_FILE) {
+			raw = file_read(s);
+		} else if (s->line != NULL) {
+			raw = gpio_read(s, 1);
+		} else {
+			/* Re-opened by the periodic check, not here: a new
+			 * line descriptor is the loop's business. */
+			raw = RAW_FAULT;
+		}
+		feed(ss, s, raw, now);
+	}
 }
 
 static int any_in(struct shim_sensors *ss, enum shim_sensor_role role,

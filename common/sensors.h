@@ -39,6 +39,34 @@ int shim_sensors_timeout_ms(struct shim_sensors *s);
 /* After a wake: 1 and *ev filled when an event is ready, 0 when none. */
 int shim_sensors_next(struct shim_sensors *s, struct shim_sensor_event *ev);
 
+/* What shim_sensors_tamper_state() read. No value is 0, so a zeroed
+ * result never reads as clear. */
+enum shim_sensors_state {
+	SHIM_SENSORS_CLEAR = 1,  /* every tamper sensor reads clear */
+	SHIM_SENSORS_ACTIVE,     /* one reads active (tripped) now */
+	SHIM_SENSORS_FAULT,      /* none active, but one cannot be read */
+};
+
+/*
+ * Reads every tamper-role sensor now, without the debounce and without
+ * queuing events or changing what was reported (for the check before a
+ * reset of the latch). An active sensor wins over a faulted one. *event
+ * (may be NULL) gets the event name of the sensor that decided it, and
+ * detail (may be NULL, cap bytes) what was read. A NULL set (no sensors)
+ * reads SHIM_SENSORS_CLEAR.
+ */
+enum shim_sensors_state shim_sensors_tamper_state(struct shim_sensors *s,
+						  const char **event,
+						  char *detail, size_t cap);
+
+/*
+ * Forgets what was reported for the tamper-role sensors and reads them
+ * again as at start: one that reads active now is queued as TRIPPED (and
+ * one in fault as FAULT) at once, even though it never went clear. Call it
+ * after a reset of the latch, so a case still (or again) open trips anew.
+ */
+void shim_sensors_rearm(struct shim_sensors *s);
+
 /* 1 when any tamper sensor is tripped now (checked at start). */
 int shim_sensors_any_tripped(struct shim_sensors *s);
 

@@ -10,23 +10,28 @@
 
 #define BOOT_MAGIC "SHBT"
 #define STATE_MAGIC "SHTP"
-#define BLOB_VERSION 1
+/* Version 2 added the latch identity; version 1 records are still read
+ * (and rewritten as version 2), so an update does not latch every unit. */
+#define BLOB_VERSION 2
+#define BLOB_VERSION_1 1
 #define FLAG_SIGNED 0x01
 
 /* boot blob: magic 4, version 1, flags 1, pad 2, boot_count 8,
- * install_id 16, created_ns 8, crc 4, [sig 64] */
-#define BOOT_BODY 40
-#define BOOT_LEN (BOOT_BODY + 4)
+ * install_id 16, created_ns 8, [v2: latch_seq 8], crc 4, [sig 64] */
+#define BOOT_BODY_V1 40
+#define BOOT_BODY (BOOT_BODY_V1 + 8)
 
 /* tamper blob: magic 4, version 1, flags 1, latched 1, pad 1,
  * boot_count 8, install_id 16, since_ns 8, reset_count 4, used_next 4,
  * last_reset_issued 8, event 32, detail 128, used 16 * 24, pending 1,
- * method 12, by 64, reason 160, cleared 32, pad 3, crc 4, [sig] */
+ * method 12, by 64, reason 160, cleared 32, pad 3, [v2: latch_seq 8,
+ * latch_boot 8, reset_latch_seq 8, reset_latch_boot 8], crc 4, [sig] */
 #define USED_LEN (SHIM_TAMPER_USED_NONCES * (SHIM_TAMPER_NONCE_LEN + 8))
 #define RESET_LEN (1 + 12 + SHIM_TOKEN_ISSUER_MAX + SHIM_TOKEN_REASON_MAX + \
 		   SHIM_TAMPER_EVENT_MAX)
-#define STATE_BODY (8 + 8 + 16 + 8 + 4 + 4 + 8 + SHIM_TAMPER_EVENT_MAX + \
-		    SHIM_TAMPER_DETAIL_MAX + USED_LEN + RESET_LEN + 3)
+#define STATE_BODY_V1 (8 + 8 + 16 + 8 + 4 + 4 + 8 + SHIM_TAMPER_EVENT_MAX + \
+		       SHIM_TAMPER_DETAIL_MAX + USED_LEN + RESET_LEN + 3)
+#define STATE_BODY (STATE_BODY_V1 + 32)
 #define STATE_LEN (STATE_BODY + 4)
 
 #define BLOB_MAX (STATE_LEN + SHIM_P256_SIG_LEN)
@@ -78,18 +83,24 @@ static int blob_seal(const struct shim_tamper *t, uint8_t *buf, size_t body)
 	return (int)(body + 4 + SHIM_P256_SIG_LEN);
 }
 
-/* 0 when buf holds a good blob of body bytes + CRC (+ signature).
- * SHIM_ECORRUPT for a damaged one, SHIM_ESIG for a bad or missing
- * signature where one is required. */
+/* 0 when buf holds a good blob (of body_v1 or body_v2 bytes by its
+ * version) + CRC (+ signature). SHIM_ECORRUPT for a damaged one, SHIM_ESIG
+ * for a bad or missing signature where one is required. */
 static int blob_check(const struct shim_tamper *t, const uint8_t *buf,
-		      size_t len, size_t body, const char *magic)
+		      size_t len, size_t body_v1, size_t body_v2,
+		      const char *magic)
 {
 	uint8_t digest[32];
 	uint8_t pub[SHIM_P256_PUB_LEN];
+	size_t body;
 	int rc;
 
-	if (len < body + 4 || memcmp(buf, magic, 4) != 0 ||
-	    buf[4] != BLOB_VERSION) {
+	if (len < 5 || memcmp(buf, magic, 4) != 0 ||
+	    (buf[4] != BLOB_VERSION && buf[4] != BLOB_VERSION_1)) {
+		return SHIM_ECORRUPT;
+	}
+	body = buf[4] == BLOB_VERSION_1 ? body_v1 : body_v2;
+	if (len < body + 4) {
 		return SHIM_ECORRUPT;
 	}
 	if (shim_get_u32(buf + body) != shim_crc32(0, buf, body)) {
@@ -134,6 +145,7 @@ static int save_boot(struct shim_tamper *t)
 	shim_put_u64(buf + 8, t->boot_count);
 	memcpy(buf + 16, t->install_id, 16);
 	shim_put_u64(buf + 32, (uint64_t)t->created_ns);
+	shim_put_u64(buf + 40, t->latch_seq);
 	n = blob_seal(t, buf, BOOT_BODY);
 	if (n < 0) {
 		return n;
@@ -185,6 +197,14 @@ static int save_state(struct shim_tamper *t)
 	memcpy(p, t->reset_reason, sizeof(t->reset_reason));
 	p += sizeof(t->reset_reason);
 	memcpy(p, t->reset_cleared, sizeof(t->reset_cleared));
+	p += sizeof(t->reset_cleared) + 3;
+	shim_put_u64(p, t->latch_seq);
+	p += 8;
+	shim_put_u64(p, t->latch_boot);
+	p += 8;
+	shim_put_u64(p, t->reset_latch_seq);
+	p += 8;
+	shim_put_u64(p, t->reset_latch_boot);
 	n = blob_seal(t, buf, STATE_BODY);
 	if (n < 0) {
 		return n;
@@ -236,6 +256,21 @@ static void decode_state(struct shim_tamper *t, const uint8_t *buf,
 	p += sizeof(t->reset_reason);
 	memcpy(t->reset_cleared, p, sizeof(t->reset_cleared));
 	t->reset_cleared[sizeof(t->reset_cleared) - 1] = '\0';
+	p += sizeof(t->reset_cleared) + 3;
+	if (buf[4] == BLOB_VERSION_1) {
+		/* Written before latches had an identity: a latch set then
+		 * becomes latch 1 of the boot count it was saved in. */
+		t->latch_seq = t->latched ? 1 : 0;
+		t->latch_boot = t->latched ? *boot_mirror : 0;
+		return;
+	}
+	t->latch_seq = shim_get_u64(p);
+	p += 8;
+	t->latch_boot = shim_get_u64(p);
+	p += 8;
+	t->reset_latch_seq = shim_get_u64(p);
+	p += 8;
+	t->reset_latch_boot = shim_get_u64(p);
 }
 
 /* Sets the latch in memory only. */
@@ -249,6 +284,12 @@ static void latch(struct shim_tamper *t, const char *event,
 	copy_str(t->event, sizeof(t->event), event);
 	copy_str(t->detail, sizeof(t->detail), detail);
 	t->since_ns = wall_ns;
+	/* A new identity for every trip; a latch set while the state is
+	 * being loaded gets its boot count once that is known. */
+	if (t->latch_seq < SHIM_LATCH_NUM_MAX) {
+		t->latch_seq++;
+	}
+	t->latch_boot = t->boot_count;
 }
 
 static int load_blob(const struct shim_tamper *t, const char *name,
@@ -276,7 +317,7 @@ static int tamper_load(struct shim_tamper *t, const struct shim_port *port,
 	uint8_t pub[SHIM_P256_PUB_LEN];
 	uint8_t state_install[16];
 	size_t boot_len = 0, state_len = 0;
-	uint64_t boot_count = 0, mirror = 0;
+	uint64_t boot_count = 0, mirror = 0, boot_seq = 0;
 	int64_t now;
 	int rb, rs, rc;
 
@@ -316,15 +357,20 @@ static int tamper_load(struct shim_tamper *t, const struct shim_port *port,
 	}
 
 	if (rb == 0) {
-		rb = blob_check(t, boot, boot_len, BOOT_BODY, BOOT_MAGIC);
+		rb = blob_check(t, boot, boot_len, BOOT_BODY_V1, BOOT_BODY,
+				BOOT_MAGIC);
 	}
 	if (rs == 0) {
-		rs = blob_check(t, state, state_len, STATE_BODY, STATE_MAGIC);
+		rs = blob_check(t, state, state_len, STATE_BODY_V1, STATE_BODY,
+				STATE_MAGIC);
 	}
 	if (rb == 0) {
 		boot_count = shim_get_u64(boot + 8);
 		memcpy(t->install_id, boot + 16, 16);
 		t->created_ns = (int64_t)shim_get_u64(boot + 32);
+		if (boot[4] != BLOB_VERSION_1) {
+			boot_seq = shim_get_u64(boot + 40);
+		}
 	}
 	if (rs == 0) {
 		decode_state(t, state, &mirror, state_install);
@@ -332,6 +378,11 @@ static int tamper_load(struct shim_tamper *t, const struct shim_port *port,
 			memcpy(t->install_id, state_install, 16);
 			t->created_ns = now;
 		}
+	}
+	/* The next latch number is above any the boot record has seen, so a
+	 * removed tamper record cannot bring an old number back. */
+	if (!t->latched && boot_seq > t->latch_seq) {
+		t->latch_seq = boot_seq;
 	}
 
 	if (rb == SHIM_ENOENT || rs == SHIM_ENOENT) {
@@ -366,6 +417,11 @@ static int tamper_load(struct shim_tamper *t, const struct shim_port *port,
 	}
 
 count:
+	if (t->tripped_at_open) {
+		/* Latched by this load: the trip belongs to the start that
+		 * follows (open counts it; the offline tools name the same). */
+		t->latch_boot = boot_count + 1;
+	}
 	if (!count) {
 		t->boot_count = boot_count;
 		rc = 0;
@@ -384,6 +440,9 @@ count:
 		t->tripped_at_open = 1;
 	}
 out:
+	if (t->tripped_at_open && t->latch_boot == 0) {
+		t->latch_boot = boot_count + 1;
+	}
 	shim_memzero(boot, sizeof(boot));
 	shim_memzero(state, sizeof(state));
 	return rc;
@@ -417,6 +476,88 @@ int shim_tamper_trip(struct shim_tamper *t, const char *event,
 	}
 	latch(t, event, detail, wall_ns);
 	return save_state(t);
+}
+
+/* ---- latch identity ------------------------------------------------------ */
+
+static size_t fmt_u64(char *tmp, size_t cap, uint64_t v)
+{
+	size_t n = cap;
+
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0 && n > 0);
+	return n;
+}
+
+int shim_latch_id_format(uint64_t seq, uint64_t boot, char *buf, size_t cap)
+{
+	char a[24], b[24];
+	size_t na, nb, la, lb;
+
+	if (buf == NULL || cap == 0) {
+		return SHIM_EINVAL;
+	}
+	buf[0] = '\0';
+	na = fmt_u64(a, sizeof(a), seq);
+	nb = fmt_u64(b, sizeof(b), boot);
+	la = sizeof(a) - na;
+	lb = sizeof(b) - nb;
+	if (la + 1 + lb + 1 > cap) {
+		return SHIM_ENOSPC;
+	}
+	memcpy(buf, a + na, la);
+	buf[la] = '-';
+	memcpy(buf + la + 1, b + nb, lb);
+	buf[la + 1 + lb] = '\0';
+	return 0;
+}
+
+int shim_tamper_latch_id(const struct shim_tamper *t, char *buf, size_t cap)
+{
+	return shim_latch_id_format(t->latch_seq, t->latch_boot, buf, cap);
+}
+
+/* One number of the latch identity: 1..SHIM_LATCH_NUM_MAX, canonical. */
+static int latch_num(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 15 || s[0] == '0') {
+		return SHIM_EINVAL;
+	}
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return SHIM_EINVAL;
+		}
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int shim_latch_id_parse(const char *s, uint64_t *seq, uint64_t *boot)
+{
+	size_t dash, len;
+	uint64_t a, b;
+
+	if (s == NULL || seq == NULL || boot == NULL) {
+		return SHIM_EINVAL;
+	}
+	*seq = 0;
+	*boot = 0;
+	len = strlen(s);
+	for (dash = 0; dash < len && s[dash] != '-'; dash++) {
+	}
+	if (dash >= len || latch_num(s, dash, &a) != 0 ||
+	    latch_num(s + dash + 1, len - dash - 1, &b) != 0) {
+		return SHIM_EINVAL;
+	}
+	*seq = a;
+	*boot = b;
+	return 0;
 }
 
 /* ---- tokens -------------------------------------------------------------- */
@@ -561,6 +702,11 @@ static bool text_ok(unsigned char c)
 	return text_char(c);
 }
 
+static bool latch_ok(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || c == '-';
+}
+
 static int parse_secs(const char *s, int64_t *out)
 {
 	int64_t v = 0;
@@ -584,12 +730,19 @@ static int hex_nibble(char c)
 
 static int parse_payload(struct shim_reset_token *tok)
 {
-	static const char head[] = "shim-reset-token 1\n";
+	static const char head[] = "shim-reset-token 2\n";
+	static const char head_v1[] = "shim-reset-token 1\n";
 	const char *p = tok->payload;
 	size_t len = tok->payload_len, pos = sizeof(head) - 1, i;
 	char num[16], hex[2 * SHIM_TAMPER_NONCE_LEN + 1];
+	char lid[SHIM_LATCH_ID_MAX];
 	int rc;
 
+	if (len >= pos && memcmp(p, head_v1, pos) == 0) {
+		/* Format 1 named no latch: such a token could clear any later
+		 * trip, so it is refused outright. */
+		return SHIM_ENOTSUP;
+	}
 	if (len < pos || memcmp(p, head, pos) != 0) {
 		return SHIM_EINVAL;
 	}
@@ -598,6 +751,13 @@ static int parse_payload(struct shim_reset_token *tok)
 	if (rc == 0) {
 		rc = read_line(p, len, &pos, "shim", tok->shim_id,
 			       sizeof(tok->shim_id), id_ok, 1);
+	}
+	if (rc == 0) {
+		rc = read_line(p, len, &pos, "latch", lid, sizeof(lid),
+			       latch_ok, 3);
+	}
+	if (rc == 0) {
+		rc = shim_latch_id_parse(lid, &tok->latch_seq, &tok->latch_boot);
 	}
 	if (rc == 0) {
 		rc = read_line(p, len, &pos, "issued", num, sizeof(num),
@@ -681,6 +841,10 @@ int shim_token_parse(const char *s, size_t len, struct shim_reset_token *tok)
 	if (rc == 0) {
 		return 0;
 	}
+	if (rc == SHIM_ENOTSUP) {
+		memset(tok, 0, sizeof(*tok));
+		return SHIM_ENOTSUP;
+	}
 fail:
 	memset(tok, 0, sizeof(*tok));
 	return SHIM_EINVAL;
@@ -729,6 +893,7 @@ static bool all_chars(const char *s, bool (*ok)(unsigned char), size_t min,
 int shim_token_make_payload(struct shim_reset_token *tok)
 {
 	char hex[2 * SHIM_TAMPER_NONCE_LEN + 1];
+	char lid[SHIM_LATCH_ID_MAX];
 	char *b = tok->payload;
 	size_t cap = sizeof(tok->payload), pos = 0;
 	int rc;
@@ -738,14 +903,22 @@ int shim_token_make_payload(struct shim_reset_token *tok)
 	    !all_chars(tok->issuer, text_ok, 1, sizeof(tok->issuer) - 1) ||
 	    !all_chars(tok->reason, text_ok, 0, sizeof(tok->reason) - 1) ||
 	    tok->issued < 0 || tok->expires < 0 ||
-	    tok->issued > 999999999999999LL || tok->expires > 999999999999999LL) {
+	    tok->issued > 999999999999999LL || tok->expires > 999999999999999LL ||
+	    tok->latch_seq == 0 || tok->latch_seq > SHIM_LATCH_NUM_MAX ||
+	    tok->latch_boot == 0 || tok->latch_boot > SHIM_LATCH_NUM_MAX) {
+		return SHIM_EINVAL;
+	}
+	if (shim_latch_id_format(tok->latch_seq, tok->latch_boot, lid,
+				 sizeof(lid)) != 0) {
 		return SHIM_EINVAL;
 	}
 	shim_hex_encode(tok->nonce, SHIM_TAMPER_NONCE_LEN, hex);
-	rc = put_str(b, cap, &pos, "shim-reset-token 1\npurpose=");
+	rc = put_str(b, cap, &pos, "shim-reset-token 2\npurpose=");
 	rc = rc ? rc : put_str(b, cap, &pos, tok->purpose);
 	rc = rc ? rc : put_str(b, cap, &pos, "\nshim=");
 	rc = rc ? rc : put_str(b, cap, &pos, tok->shim_id);
+	rc = rc ? rc : put_str(b, cap, &pos, "\nlatch=");
+	rc = rc ? rc : put_str(b, cap, &pos, lid);
 	rc = rc ? rc : put_str(b, cap, &pos, "\nissued=");
 	rc = rc ? rc : put_u64(b, cap, &pos, (uint64_t)tok->issued);
 	rc = rc ? rc : put_str(b, cap, &pos, "\nexpires=");
@@ -831,6 +1004,14 @@ int shim_tamper_check_token(const struct shim_tamper *t,
 		*why = "token is for another shim";
 		return SHIM_EACCES;
 	}
+	if (!t->latched) {
+		*why = "no emergency stop is latched";
+		return SHIM_ESTATE;
+	}
+	if (tok->latch_seq != t->latch_seq || tok->latch_boot != t->latch_boot) {
+		*why = "token is for another latch";
+		return SHIM_EACCES;
+	}
 	if (tok->expires <= tok->issued ||
 	    tok->expires - tok->issued > SHIM_TOKEN_MAX_TTL) {
 		*why = "token lifetime is out of range";
@@ -885,6 +1066,8 @@ int shim_tamper_reset_token(struct shim_tamper *t,
 	copy_str(t->reset_reason, sizeof(t->reset_reason), tok->reason);
 	copy_str(t->reset_cleared, sizeof(t->reset_cleared),
 		 t->latched ? t->event : "");
+	t->reset_latch_seq = t->latch_seq;
+	t->reset_latch_boot = t->latch_boot;
 	t->latched = 0;
 	t->tripped_at_open = 0;
 	t->reset_count++;
@@ -911,6 +1094,8 @@ int shim_tamper_reset_physical(struct shim_tamper *t, int64_t wall_ns)
 		 "physical reset key held at start");
 	copy_str(t->reset_cleared, sizeof(t->reset_cleared),
 		 t->latched ? t->event : "");
+	t->reset_latch_seq = t->latch_seq;
+	t->reset_latch_boot = t->latch_boot;
 	t->latched = 0;
 	t->tripped_at_open = 0;
 	t->reset_count++;
@@ -926,13 +1111,16 @@ int shim_tamper_reset_physical(struct shim_tamper *t, int64_t wall_ns)
 int shim_tamper_event(const struct shim_tamper *t, struct shim_event *ev,
 		      int64_t wall_ns)
 {
+	char lid[SHIM_LATCH_ID_MAX];
 	int rc;
 
-	rc = shim_event_init(ev, "tamper", SHIM_SEV_ALERT, wall_ns);
+	rc = shim_tamper_latch_id(t, lid, sizeof(lid));
+	rc = rc ? rc : shim_event_init(ev, "tamper", SHIM_SEV_ALERT, wall_ns);
 	rc = rc ? rc : shim_event_add(ev, "event", t->event);
 	rc = rc ? rc : shim_event_add(ev, "detail", t->detail);
 	rc = rc ? rc : shim_event_add_u64(ev, "boot_count", t->boot_count);
 	rc = rc ? rc : shim_event_add_i64(ev, "since", t->since_ns / 1000000000LL);
+	rc = rc ? rc : shim_event_add(ev, "latch", lid);
 	ev->priority = 1;
 	return rc;
 }
@@ -941,14 +1129,17 @@ int shim_tamper_stop_event(const struct shim_tamper *t, struct shim_event *ev,
 			   int64_t wall_ns)
 {
 	char reason[8 + SHIM_TAMPER_EVENT_MAX];
+	char lid[SHIM_LATCH_ID_MAX];
 	size_t n = 0;
 	int rc;
 
 	memcpy(reason, "tamper:", 7);
 	n = 7;
 	copy_str(reason + n, sizeof(reason) - n, t->event);
-	rc = shim_event_init(ev, "emergency_stop", SHIM_SEV_ALERT, wall_ns);
+	rc = shim_tamper_latch_id(t, lid, sizeof(lid));
+	rc = rc ? rc : shim_event_init(ev, "emergency_stop", SHIM_SEV_ALERT, wall_ns);
 	rc = rc ? rc : shim_event_add(ev, "reason", reason);
+	rc = rc ? rc : shim_event_add(ev, "latch", lid);
 	ev->priority = 1;
 	return rc;
 }
@@ -970,13 +1161,17 @@ int shim_tamper_fault_event(struct shim_event *ev, const char *sensor_event,
 int shim_tamper_reset_event(const struct shim_tamper *t,
 			    struct shim_event *ev, int64_t wall_ns)
 {
+	char lid[SHIM_LATCH_ID_MAX];
 	int rc;
 
-	rc = shim_event_init(ev, "tamper_reset", SHIM_SEV_NOTICE, wall_ns);
+	rc = shim_latch_id_format(t->reset_latch_seq, t->reset_latch_boot, lid,
+				  sizeof(lid));
+	rc = rc ? rc : shim_event_init(ev, "tamper_reset", SHIM_SEV_NOTICE, wall_ns);
 	rc = rc ? rc : shim_event_add(ev, "method", t->reset_method);
 	rc = rc ? rc : shim_event_add(ev, "by", t->reset_by);
 	rc = rc ? rc : shim_event_add(ev, "reason", t->reset_reason);
 	rc = rc ? rc : shim_event_add(ev, "cleared", t->reset_cleared);
+	rc = rc ? rc : shim_event_add(ev, "latch", lid);
 	rc = rc ? rc : shim_event_add_u64(ev, "resets", t->reset_count);
 	ev->sign = 1;
 	return rc;

@@ -15,9 +15,16 @@
  * (boot count 1), which the central monitor sees as a boot count going
  * back.
  *
+ * Every trip gets a latch identity, "<seq>-<boot>": a latch sequence
+ * number that rises with every trip (persisted in the tamper record and
+ * mirrored in the boot record, so removing one record cannot bring an old
+ * number back) and the boot count of the start in which it tripped.
+ *
  * A reset needs authority: a reset token signed by the reset authority
- * key (ECDSA P-256), bound to this shim ID, short-lived and single-use,
- * or the physical reset-key input held at start.
+ * key (ECDSA P-256), bound to this shim ID and to the latch it clears,
+ * short-lived and single-use, or the physical reset-key input held at
+ * start. Whether the sensors still read tripped is for the caller to
+ * check before it resets (the core cannot read them).
  */
 #ifndef SHIM_CORE_TAMPER_H
 #define SHIM_CORE_TAMPER_H
@@ -37,6 +44,9 @@
 #define SHIM_TAMPER_DETAIL_MAX 128
 #define SHIM_TAMPER_NONCE_LEN 16
 #define SHIM_TAMPER_USED_NONCES 16
+/* "<seq>-<boot>": two numbers of up to 15 digits each, and the NUL. */
+#define SHIM_LATCH_ID_MAX 32
+#define SHIM_LATCH_NUM_MAX 999999999999999ULL
 
 /* Reset tokens. */
 #define SHIM_TOKEN_PREFIX "SRT1."
@@ -54,6 +64,8 @@ struct shim_tamper {
 	char event[SHIM_TAMPER_EVENT_MAX];     /* what tripped, e.g. case_opened */
 	char detail[SHIM_TAMPER_DETAIL_MAX];
 	int64_t since_ns;        /* wall time of the trip */
+	uint64_t latch_seq;      /* of the current (or last) latch; 0 none yet */
+	uint64_t latch_boot;     /* boot count of the start it tripped in */
 	uint32_t reset_count;
 	/* the last reset, until reported (see shim_tamper_reset_event) */
 	int reset_pending;
@@ -61,6 +73,8 @@ struct shim_tamper {
 	char reset_by[SHIM_TOKEN_ISSUER_MAX];
 	char reset_reason[SHIM_TOKEN_REASON_MAX];
 	char reset_cleared[SHIM_TAMPER_EVENT_MAX];
+	uint64_t reset_latch_seq;  /* identity of the latch that reset cleared */
+	uint64_t reset_latch_boot;
 	/* private */
 	const struct shim_port *port;
 	char shim_id[SHIM_SHIM_ID_MAX];
@@ -98,15 +112,29 @@ static inline int shim_tamper_is_latched(const struct shim_tamper *t)
 
 /*
  * Latches and persists. event is the sensor's event name (case_opened),
- * detail free text. A second trip while latched keeps the first event.
- * Returns 0 or the store error (the latch is set in memory either way).
+ * detail free text. A trip takes the next latch sequence number and the
+ * current boot count as its identity. A second trip while latched keeps
+ * the first event and identity. Returns 0 or the store error (the latch
+ * is set in memory either way).
  */
 int shim_tamper_trip(struct shim_tamper *t, const char *event,
 		     const char *detail, int64_t wall_ns);
 
+/* Writes the identity "<seq>-<boot>" of the current (or last) latch.
+ * SHIM_ENOSPC when cap is too small. */
+int shim_tamper_latch_id(const struct shim_tamper *t, char *buf, size_t cap);
+
+/* Formats / parses a latch identity. The parser takes exactly the form the
+ * formatter writes: both numbers 1..SHIM_LATCH_NUM_MAX, no leading zeros,
+ * no signs or spaces; SHIM_EINVAL otherwise. */
+int shim_latch_id_format(uint64_t seq, uint64_t boot, char *buf, size_t cap);
+int shim_latch_id_parse(const char *s, uint64_t *seq, uint64_t *boot);
+
 struct shim_reset_token {
 	char purpose[24];
 	char shim_id[SHIM_SHIM_ID_MAX];
+	uint64_t latch_seq;      /* the latch it clears, "<seq>-<boot>" */
+	uint64_t latch_boot;
 	int64_t issued;          /* Unix seconds */
 	int64_t expires;
 	uint8_t nonce[SHIM_TAMPER_NONCE_LEN];
@@ -121,9 +149,10 @@ struct shim_reset_token {
 /*
  * Token text: "SRT1." base64url(payload) "." base64url(r || s), where the
  * payload is the lines
- *     shim-reset-token 1
+ *     shim-reset-token 2
  *     purpose=tamper-reset
  *     shim=<shim id>
+ *     latch=<seq>-<boot>
  *     issued=<unix seconds>
  *     expires=<unix seconds>
  *     nonce=<32 hex>
@@ -135,11 +164,12 @@ struct shim_reset_token {
  */
 
 /* Parses a token string (surrounding white space allowed). Checks only the
- * form: SHIM_EINVAL for anything malformed. */
+ * form: SHIM_EINVAL for anything malformed, SHIM_ENOTSUP for a token of
+ * payload format 1 (no latch binding), which is never accepted. */
 int shim_token_parse(const char *s, size_t len, struct shim_reset_token *tok);
 
-/* Writes the payload of tok (purpose, shim_id, times, nonce, issuer,
- * reason set by the caller) into tok->payload. SHIM_EINVAL on a field the
+/* Writes the payload of tok (purpose, shim_id, latch, times, nonce,
+ * issuer, reason set by the caller) into tok->payload. SHIM_EINVAL on a field the
  * parser would refuse. */
 int shim_token_make_payload(struct shim_reset_token *tok);
 
@@ -151,7 +181,9 @@ int shim_token_format(const struct shim_reset_token *tok,
 /*
  * Checks a parsed token for this shim at now_s (Unix seconds):
  *   SHIM_ESIG       not signed by the authority key
- *   SHIM_EACCES     another shim, or another purpose
+ *   SHIM_ESTATE     no emergency stop is latched
+ *   SHIM_EACCES     another shim, another purpose, or another latch
+ *                   (why: "token is for another latch")
  *   SHIM_ETIMEDOUT  expired, not yet valid, or lifetime above the maximum
  *   SHIM_EEXIST     already used (or older than the last token used)
  * Does not change the state. why (may be NULL) gets a short reason.
@@ -163,8 +195,10 @@ int shim_tamper_check_token(const struct shim_tamper *t,
 
 /* Checks the token and, when it is good, clears the latch, remembers the
  * nonce and persists both records (so an authorised reset also repairs
- * state that was removed or damaged). Returns as shim_tamper_check_token, or a store
- * error (the latch then stays set). */
+ * state that was removed or damaged). Returns as shim_tamper_check_token,
+ * or a store error (the latch then stays set). A refused token is not
+ * spent. The caller checks the sensors first and refuses while one still
+ * reads tripped. */
 int shim_tamper_reset_token(struct shim_tamper *t,
 			    const struct shim_reset_token *tok,
 			    const uint8_t authority_pub[SHIM_P256_PUB_LEN],
@@ -176,10 +210,10 @@ int shim_tamper_reset_physical(struct shim_tamper *t, int64_t wall_ns);
 
 /*
  * Event builders for the daemon (emit them through the event log):
- *   tamper          priority lane: event, detail, boot_count
- *   emergency_stop  priority lane: reason "tamper:<event>"
+ *   tamper          priority lane: event, detail, boot_count, latch
+ *   emergency_stop  priority lane: reason "tamper:<event>", latch
  *   tamper_reset    signed: method, by (issuer or "reset_key"), reason,
- *                   the event that had latched. A reset is remembered
+ *                   the event that had latched and its latch identity. A reset is remembered
  *                   (reset_pending, persisted) until the daemon has
  *                   emitted this event and called shim_tamper_reset_reported,
  *                   so a reset made offline by shimctl is reported at the

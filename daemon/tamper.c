@@ -16,6 +16,10 @@
 #include "log.h"
 #include "shimd.h"
 
+static int reset_refused(struct shimd *d, const char *who, int rc,
+			 const char *why, char *msg, size_t cap);
+static int sensors_allow_reset(struct shimd *d, char *why, size_t cap);
+
 static void tamper_emit_trip(struct shimd *d, int64_t wall)
 {
 	struct shim_event ev;
@@ -142,6 +146,19 @@ static void heartbeat_info(struct shimd *d, struct shim_heartbeat_info *hb,
 	hb->period_s = (uint32_t)(d->cfg.heartbeat_period + 0.5);
 }
 
+/* The identity of the latch held, "-" when clear: the issuer of a reset
+ * token needs it. Added before the event is signed. */
+static int add_latch(struct shimd *d, struct shim_event *ev)
+{
+	char lid[SHIM_LATCH_ID_MAX];
+
+	if (!shim_tamper_is_latched(&d->tamper) ||
+	    shim_tamper_latch_id(&d->tamper, lid, sizeof(lid)) != 0) {
+		snprintf(lid, sizeof(lid), "-");
+	}
+	return shim_event_add(ev, "latch", lid);
+}
+
 void shimd_heartbeat_tick(struct shimd *d)
 {
 	struct shim_heartbeat_info hb;
@@ -152,7 +169,8 @@ void shimd_heartbeat_tick(struct shimd *d)
 
 	if (shim_hb_timer_fire(&d->hb, mono)) {
 		heartbeat_info(d, &hb, chain);
-		if (shim_heartbeat_build(&ev, &hb, shimd_wall_ns()) == 0) {
+		if (shim_heartbeat_build(&ev, &hb, shimd_wall_ns()) == 0 &&
+		    add_latch(d, &ev) == 0) {
 			shimd_emit(d, &ev);
 			log_debug("heartbeat %" PRIu64 " (boot %" PRIu64 ")", ev.seq,
 				  hb.boot_count);
@@ -171,7 +189,8 @@ void shimd_heartbeat_shutdown(struct shimd *d, const char *reason)
 	char chain[65];
 
 	heartbeat_info(d, &hb, chain);
-	if (shim_heartbeat_build_shutdown(&ev, &hb, reason, shimd_wall_ns()) == 0) {
+	if (shim_heartbeat_build_shutdown(&ev, &hb, reason, shimd_wall_ns()) == 0 &&
+	    add_latch(d, &ev) == 0) {
 		shimd_emit(d, &ev);
 	}
 }
@@ -197,9 +216,19 @@ int shimd_tamper_init(struct shimd *d)
 	}
 	if (shim_tamper_is_latched(&d->tamper) &&
 	    shim_sensors_reset_key_held(d->sensors)) {
-		rc = shim_tamper_reset_physical(&d->tamper, shimd_wall_ns());
-		log_warn("physical reset key held at start: latch %s",
-			 rc == 0 ? "cleared" : shim_strerror(rc));
+		char why[256];
+
+		if (sensors_allow_reset(d, why, sizeof(why)) < 0) {
+			char msg[300];
+
+			reset_refused(d, "reset_key", SHIM_ESTATE, why, msg,
+				      sizeof(msg));
+		} else {
+			rc = shim_tamper_reset_physical(&d->tamper,
+							shimd_wall_ns());
+			log_warn("physical reset key held at start: latch %s",
+				 rc == 0 ? "cleared" : shim_strerror(rc));
+		}
 	}
 	if (d->tamper.reset_pending) {
 		if (shim_tamper_reset_event(&d->tamper, &ev, shimd_wall_ns()) == 0) {
@@ -245,12 +274,68 @@ int shimd_tamper_init(struct shimd *d)
 	return 0;
 }
 
+/* Logs, answers and reports a refused reset; the latch and the token are
+ * untouched. */
+static int reset_refused(struct shimd *d, const char *who, int rc,
+			 const char *why, char *msg, size_t cap)
+{
+	struct shim_event ev;
+	char lid[SHIM_LATCH_ID_MAX];
+
+	if (shim_tamper_latch_id(&d->tamper, lid, sizeof(lid)) != 0) {
+		snprintf(lid, sizeof(lid), "-");
+	}
+	log_warn("admin %s: tamper reset of latch %s refused: %s", who, lid, why);
+	snprintf(msg, cap, "error: reset refused: %s", why);
+	if (shim_event_init(&ev, "tamper_reset_refused", SHIM_SEV_WARNING,
+			    shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "reason", why);
+		shim_event_add(&ev, "latch", lid);
+		shim_event_add(&ev, "admin", who);
+		shimd_emit(d, &ev);
+	}
+	return rc;
+}
+
+/*
+ * Reads the tamper sensors now. Returns 0 when the latch may be cleared,
+ * or SHIM_ESTATE with why (cap bytes) saying which sensor holds it: one
+ * that reads active, or, with on_sensor_fault: stop, one that cannot be
+ * read (it would stop the gate again at once, and cannot vouch for a
+ * closed case).
+ */
+static int sensors_allow_reset(struct shimd *d, char *why, size_t cap)
+{
+	const char *event = NULL;
+	char detail[128];
+
+	switch (shim_sensors_tamper_state(d->sensors, &event, detail,
+					  sizeof(detail))) {
+	case SHIM_SENSORS_CLEAR:
+		return 0;
+	case SHIM_SENSORS_FAULT:
+		if (d->cfg.on_sensor_fault != SHIM_ON_FAILURE_STOP) {
+			return 0;
+		}
+		snprintf(why, cap, "sensor %s cannot be read (%s)",
+			 event ? event : "-", detail);
+		return SHIM_ESTATE;
+	case SHIM_SENSORS_ACTIVE:
+	default:
+		snprintf(why, cap, "sensor %s still active (%s)",
+			 event ? event : "-", detail);
+		return SHIM_ESTATE;
+	}
+}
+
 int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
 		       char *msg, size_t cap)
 {
 	struct shim_reset_token tok;
 	struct shim_event ev;
 	uint8_t auth[SHIM_P256_PUB_LEN];
+	char lid[SHIM_LATCH_ID_MAX], tlid[SHIM_LATCH_ID_MAX];
+	char why_buf[256];
 	const char *why = "";
 	int64_t now = shimd_wall_ns() / 1000000000LL;
 	int rc;
@@ -271,36 +356,61 @@ int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
 		return rc;
 	}
 	rc = shim_token_parse(token, strlen(token), &tok);
+	if (rc == SHIM_ENOTSUP) {
+		return reset_refused(d, who, rc, "token of format 1 names no "
+				     "latch: issue a new one with --latch",
+				     msg, cap);
+	}
 	if (rc < 0) {
-		log_warn("admin %s: tamper reset refused: malformed token", who);
-		snprintf(msg, cap, "error: malformed token");
-		return rc;
+		return reset_refused(d, who, rc, "malformed token", msg, cap);
+	}
+	/* The token first (nothing is spent), then the sensors: the case
+	 * must be closed before the latch may go. */
+	rc = shim_tamper_check_token(&d->tamper, &tok, auth, now, &why);
+	if (rc == SHIM_EACCES && (tok.latch_seq != d->tamper.latch_seq ||
+				  tok.latch_boot != d->tamper.latch_boot) &&
+	    shim_tamper_latch_id(&d->tamper, lid, sizeof(lid)) == 0 &&
+	    shim_latch_id_format(tok.latch_seq, tok.latch_boot, tlid,
+				 sizeof(tlid)) == 0 &&
+	    strcmp(tok.shim_id, d->cfg.shim_id ? d->cfg.shim_id : "") == 0) {
+		snprintf(why_buf, sizeof(why_buf), "%s (token: latch %s; "
+			 "latched: %s)", why, tlid, lid);
+		why = why_buf;
+	}
+	if (rc < 0) {
+		return reset_refused(d, who, rc, why && why[0] ? why :
+				     shim_strerror(rc), msg, cap);
+	}
+	rc = sensors_allow_reset(d, why_buf, sizeof(why_buf));
+	if (rc < 0) {
+		return reset_refused(d, who, rc, why_buf, msg, cap);
 	}
 	rc = shim_tamper_reset_token(&d->tamper, &tok, auth, now, &why);
 	if (rc < 0) {
-		log_warn("admin %s: tamper reset refused: %s", who,
-			 why && why[0] ? why : shim_strerror(rc));
-		snprintf(msg, cap, "error: token refused: %s",
-			 why && why[0] ? why : shim_strerror(rc));
-		if (shim_event_init(&ev, "tamper_reset_refused", SHIM_SEV_WARNING,
-				    shimd_wall_ns()) == 0) {
-			shim_event_add(&ev, "reason", why && why[0] ? why :
-						      shim_strerror(rc));
-			shim_event_add(&ev, "admin", who);
-			shimd_emit(d, &ev);
-		}
-		return rc;
+		return reset_refused(d, who, rc, why && why[0] ? why :
+				     shim_strerror(rc), msg, cap);
 	}
 	if (shim_tamper_reset_event(&d->tamper, &ev, shimd_wall_ns()) == 0) {
 		shim_event_add(&ev, "admin", who);
 		shimd_emit(d, &ev);
 	}
 	shim_tamper_reset_reported(&d->tamper);
-	log_warn("admin %s: emergency stop cleared by token from %s (%s)", who,
-		 tok.issuer, tok.reason);
+	if (shim_latch_id_format(d->tamper.reset_latch_seq,
+				 d->tamper.reset_latch_boot, lid,
+				 sizeof(lid)) != 0) {
+		snprintf(lid, sizeof(lid), "-");
+	}
+	log_warn("admin %s: emergency stop (latch %s) cleared by token from "
+		 "%s (%s)", who, lid, tok.issuer, tok.reason);
 	d->estop_event[0] = '\0';
 	shimd_estop_cleared(d);
-	snprintf(msg, cap, "emergency stop cleared (issuer %s)", tok.issuer);
+	snprintf(msg, cap, "emergency stop cleared (latch %s, issuer %s)", lid,
+		 tok.issuer);
+	/* Edges only fire on a change: re-arm, so a sensor that went active
+	 * again since the check (or never cleared in the edge history) trips
+	 * now rather than never. */
+	shim_sensors_rearm(d->sensors);
+	shimd_sensors_service(d);
 	return 0;
 }
 

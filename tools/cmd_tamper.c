@@ -4,14 +4,22 @@
  *   shimctl tamper status [--identity FILE]
  *   shimctl tamper reset --token TOKEN [--identity FILE] [--now UNIX]
  *
- * Both work on the state directory (<storage_root>/state) while shimd is
- * stopped; with shimd running (its admin socket answers, or it holds its
- * locks) they refuse: the running daemon owns the latch. The locks are
- * held meanwhile, so shimd cannot start halfway through a reset. The token is checked against tamper.reset_authority_public_key
- * and this shim's ID; the reset is recorded in the state and reported as
- * a signed tamper_reset event at shimd's next start. The identity key
- * (default <storage_root>/keys/identity.key, when present) signs the
- * state as shimd does.
+ * status reads the state directory (<storage_root>/state), also while
+ * shimd runs (it only reads what shimd persisted), and shows the latch
+ * identity "<seq>-<boot>" that a reset token must name (shimctl token
+ * issue ... --latch ID).
+ *
+ * reset hands the token to shimd when its admin socket answers (the
+ * running daemon owns the latch). With shimd stopped it works on the state
+ * directory itself, holding shimd's locks so shimd cannot start halfway
+ * through; it refuses while shimd holds them. The token is checked
+ * against tamper.reset_authority_public_key, this shim's ID and the latch
+ * identity, and the reset is refused while a tamper sensor reads active
+ * (or, with on_sensor_fault: stop, cannot be read); a refused token is not
+ * spent. The reset is recorded in the state and reported as a signed
+ * tamper_reset event at shimd's next start. The identity key (default
+ * <storage_root>/keys/identity.key, when present) signs the state as
+ * shimd does.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,6 +34,7 @@
 #include "keys.h"
 #include "p256key.h"
 #include "port_linux.h"
+#include "sensors.h"
 #include "subcommands.h"
 #include "tamper.h"
 #include "toolutil.h"
@@ -103,6 +112,58 @@ static void print_time(const char *label, int64_t ns)
 	printf("%s%s\n", label, buf);
 }
 
+/* 0 when the sensors allow a reset; otherwise prints why and returns 1.
+ * As in shimd: an active tamper sensor refuses, and so does one that
+ * cannot be read when on_sensor_fault is stop. */
+static int sensors_refuse(const struct shim_config *cfg)
+{
+	struct shim_sensors *ss = NULL;
+	const char *event = NULL;
+	char detail[128];
+	enum shim_sensors_state st;
+	int rc;
+
+	rc = shim_sensors_open(&ss, cfg);
+	if (rc != 0) {
+		fprintf(stderr, "shimctl: reset refused: sensors cannot be "
+				"opened: %s\n", shim_strerror(rc));
+		return 1;
+	}
+	st = shim_sensors_tamper_state(ss, &event, detail, sizeof(detail));
+	rc = 0;
+	if (st == SHIM_SENSORS_ACTIVE ||
+	    (st == SHIM_SENSORS_FAULT &&
+	     cfg->on_sensor_fault == SHIM_ON_FAILURE_STOP)) {
+		fprintf(stderr, "shimctl: reset refused: sensor %s %s (%s); "
+				"the token was not used\n", event ? event : "-",
+			st == SHIM_SENSORS_ACTIVE ? "still active" :
+						    "cannot be read", detail);
+		rc = 1;
+	}
+	shim_sensors_close(ss);
+	return rc;
+}
+
+static void print_sensors(const struct shim_config *cfg)
+{
+	struct shim_sensors *ss = NULL;
+	const char *event = NULL;
+	char detail[128];
+	enum shim_sensors_state st;
+
+	if (cfg->nsensors == 0 || shim_sensors_open(&ss, cfg) != 0) {
+		return;
+	}
+	st = shim_sensors_tamper_state(ss, &event, detail, sizeof(detail));
+	if (st == SHIM_SENSORS_CLEAR) {
+		printf("sensors: clear\n");
+	} else {
+		printf("sensors: %s %s (%s)\n", event ? event : "-",
+		       st == SHIM_SENSORS_ACTIVE ? "active" : "fault", detail);
+	}
+	shim_sensors_close(ss);
+}
+
 int cmd_tamper_main(int argc, char **argv, const char *config_path)
 {
 	struct shim_config cfg;
@@ -115,7 +176,8 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 	const char *now_s = tool_opt(argc, argv, "--now");
 	const char *why = "";
 	char *state_dir = NULL, *idpath = NULL;
-	int port_up = 0, reset, rc, status = 1;
+	char lid[SHIM_LATCH_ID_MAX], tlid[SHIM_LATCH_ID_MAX];
+	int port_up = 0, reset, rc, status = 1, running = 0;
 	int lock_fds[2] = { -1, -1 };
 	int64_t now;
 
@@ -147,10 +209,14 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 		goto out;
 	}
 	if (daemon_running(cfg.admin_socket) || take_locks(&cfg, lock_fds)) {
-		fprintf(stderr, "shimctl: shimd is running (%s): stop it first; "
-				"the latch is held by the running daemon\n",
-			cfg.admin_socket);
-		goto out;
+		if (reset) {
+			fprintf(stderr, "shimctl: shimd is running (%s): stop it "
+					"first; the latch is held by the "
+					"running daemon\n", cfg.admin_socket);
+			goto out;
+		}
+		/* Status only reads what the running shimd persisted. */
+		running = 1;
 	}
 	state_dir = shim_config_path(&cfg, "state");
 	idpath = identity != NULL ? strdup(identity) :
@@ -180,19 +246,33 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "shimctl: tamper state: %s\n", shim_strerror(rc));
 		goto out;
 	}
+	if (shim_tamper_latch_id(&t, lid, sizeof(lid)) != 0) {
+		snprintf(lid, sizeof(lid), "-");
+	}
 	if (!reset) {
 		printf("shim: %s\nlatch: %s\n", cfg.shim_id,
 		       t.latched ? "LATCHED (emergency stop)" : "clear");
 		if (t.latched) {
+			printf("latch_id: %s\n", lid);
 			printf("event: %s\ndetail: %s\n", t.event, t.detail);
 			print_time("since: ", t.since_ns);
 		}
 		printf("boot_count: %llu\nresets: %u\n",
 		       (unsigned long long)t.boot_count, t.reset_count);
 		if (t.reset_count > 0) {
-			printf("last reset: %s by %s (%s)%s\n", t.reset_method,
-			       t.reset_by, t.reset_reason,
+			if (shim_latch_id_format(t.reset_latch_seq,
+						 t.reset_latch_boot, tlid,
+						 sizeof(tlid)) != 0) {
+				snprintf(tlid, sizeof(tlid), "-");
+			}
+			printf("last reset: latch %s, %s by %s (%s)%s\n", tlid,
+			       t.reset_method, t.reset_by, t.reset_reason,
 			       t.reset_pending ? ", not yet reported" : "");
+		}
+		if (running) {
+			printf("shimd: running (state as last persisted)\n");
+		} else {
+			print_sensors(&cfg);
 		}
 		status = t.latched ? 1 : 0;
 		goto out;
@@ -210,7 +290,14 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 					    shim_strerror(rc));
 		goto out;
 	}
-	if (shim_token_parse(token, strlen(token), &tok) != 0) {
+	rc = shim_token_parse(token, strlen(token), &tok);
+	if (rc == SHIM_ENOTSUP) {
+		fprintf(stderr, "shimctl: reset refused: token of format 1 names "
+				"no latch: issue a new one with --latch %s\n",
+			lid);
+		goto out;
+	}
+	if (rc != 0) {
 		fprintf(stderr, "shimctl: the token is malformed\n");
 		goto out;
 	}
@@ -223,13 +310,32 @@ int cmd_tamper_main(int argc, char **argv, const char *config_path)
 		status = 0;
 		goto out;
 	}
+	rc = shim_tamper_check_token(&t, &tok, auth, now, &why);
+	if (rc != 0) {
+		if (rc == SHIM_EACCES && (tok.latch_seq != t.latch_seq ||
+					  tok.latch_boot != t.latch_boot) &&
+		    strcmp(tok.shim_id, cfg.shim_id) == 0 &&
+		    shim_latch_id_format(tok.latch_seq, tok.latch_boot, tlid,
+					 sizeof(tlid)) == 0) {
+			fprintf(stderr, "shimctl: reset refused: %s (token: "
+					"latch %s; latched: %s)\n", why, tlid,
+				lid);
+		} else {
+			fprintf(stderr, "shimctl: reset refused: %s\n", why);
+		}
+		goto out;
+	}
+	if (sensors_refuse(&cfg) != 0) {
+		goto out;
+	}
 	rc = shim_tamper_reset_token(&t, &tok, auth, now, &why);
 	if (rc != 0) {
 		fprintf(stderr, "shimctl: reset refused: %s\n", why);
 		goto out;
 	}
-	printf("latch cleared (was %s); reset by %s: %s\n", t.reset_cleared,
-	       t.reset_by, t.reset_reason[0] ? t.reset_reason : "(no reason)");
+	printf("latch cleared (latch %s, was %s); reset by %s: %s\n", lid,
+	       t.reset_cleared, t.reset_by,
+	       t.reset_reason[0] ? t.reset_reason : "(no reason)");
 	status = 0;
 out:
 	if (port_up) {

@@ -4,9 +4,12 @@
  *   shimctl token keygen --out FILE [--pub FILE]
  *       makes the authority key (0600) and prints its public key, which
  *       goes into every shim's tamper.reset_authority_public_key file.
- *   shimctl token issue tamper-reset --shim ID --key FILE
+ *   shimctl token issue tamper-reset --shim ID --latch LATCH --key FILE
  *       [--reason TEXT] [--ttl SECONDS] [--issuer NAME] [--now UNIX]
- *       prints a signed, single-use reset token for one shim.
+ *       prints a signed, single-use reset token for one latch of one
+ *       shim. LATCH is the latch identity "<seq>-<boot>" the shim shows
+ *       (shimctl tamper status, the tamper / emergency_stop events, the
+ *       heartbeat's latch field); the token clears that latch only.
  *   shimctl token show TOKEN
  *       prints what a token says (without checking it).
  */
@@ -29,8 +32,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: shimctl token keygen --out FILE [--pub FILE]\n"
-		"       shimctl token issue tamper-reset --shim ID --key FILE "
-		"[--reason TEXT] [--ttl SECONDS] [--issuer NAME]\n"
+		"       shimctl token issue tamper-reset --shim ID --latch SEQ-BOOT "
+		"--key FILE [--reason TEXT] [--ttl SECONDS] [--issuer NAME]\n"
 		"       shimctl token show TOKEN\n");
 	return 2;
 }
@@ -97,6 +100,7 @@ static int issue(int argc, char **argv)
 	const char *ttl_s = tool_opt(argc, argv, "--ttl");
 	const char *issuer = tool_opt(argc, argv, "--issuer");
 	const char *now_s = tool_opt(argc, argv, "--now");
+	const char *latch = tool_opt(argc, argv, "--latch");
 	struct shim_reset_token tok;
 	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
 	char out[SHIM_TOKEN_MAX + 1];
@@ -107,6 +111,18 @@ static int issue(int argc, char **argv)
 	if (argc < 3 || strcmp(argv[2], SHIM_TOKEN_PURPOSE_RESET) != 0 ||
 	    shim == NULL || key == NULL) {
 		return usage();
+	}
+	if (latch == NULL) {
+		fprintf(stderr, "shimctl: --latch is required: the latch identity "
+				"(SEQ-BOOT) shown by 'shimctl tamper status' on "
+				"the shim or in its tamper event\n");
+		return 2;
+	}
+	memset(&tok, 0, sizeof(tok));
+	if (shim_latch_id_parse(latch, &tok.latch_seq, &tok.latch_boot) != 0) {
+		fprintf(stderr, "shimctl: --latch takes SEQ-BOOT, two numbers "
+				"from 1 (e.g. 3-12)\n");
+		return 2;
 	}
 	if (ttl_s != NULL) {
 		ttl = parse_long(ttl_s, 1, SHIM_TOKEN_MAX_TTL, &ok);
@@ -127,7 +143,6 @@ static int issue(int argc, char **argv)
 	if (issuer == NULL) {
 		issuer = getenv("USER");
 	}
-	memset(&tok, 0, sizeof(tok));
 	snprintf(tok.purpose, sizeof(tok.purpose), "%s",
 		 SHIM_TOKEN_PURPOSE_RESET);
 	if (strlen(shim) >= sizeof(tok.shim_id) ||
@@ -169,27 +184,37 @@ static int issue(int argc, char **argv)
 		return 1;
 	}
 	printf("%s\n", out);
-	fprintf(stderr, "tamper-reset token for %s, valid %ld s (until %ld)\n",
-		tok.shim_id, ttl, (long)tok.expires);
+	fprintf(stderr, "tamper-reset token for %s latch %s, valid %ld s "
+			"(until %ld)\n", tok.shim_id, latch, ttl,
+		(long)tok.expires);
 	return 0;
 }
 
 static int show(int argc, char **argv)
 {
 	struct shim_reset_token tok;
+	char lid[SHIM_LATCH_ID_MAX];
 	size_t i;
+	int rc;
 
 	if (argc < 3) {
 		return usage();
 	}
-	if (shim_token_parse(argv[2], strlen(argv[2]), &tok) != 0) {
+	rc = shim_token_parse(argv[2], strlen(argv[2]), &tok);
+	if (rc == SHIM_ENOTSUP) {
+		fprintf(stderr, "shimctl: a reset token of format 1 (no latch "
+				"binding): no shim accepts it\n");
+		return 1;
+	}
+	if (rc != 0 || shim_latch_id_format(tok.latch_seq, tok.latch_boot, lid,
+					     sizeof(lid)) != 0) {
 		fprintf(stderr, "shimctl: not a well-formed reset token\n");
 		return 1;
 	}
-	printf("purpose: %s\nshim: %s\nissued: %lld\nexpires: %lld\nissuer: "
-	       "%s\nreason: %s\nnonce: ", tok.purpose, tok.shim_id,
-	       (long long)tok.issued, (long long)tok.expires, tok.issuer,
-	       tok.reason);
+	printf("purpose: %s\nshim: %s\nlatch: %s\nissued: %lld\nexpires: "
+	       "%lld\nissuer: %s\nreason: %s\nnonce: ", tok.purpose,
+	       tok.shim_id, lid, (long long)tok.issued, (long long)tok.expires,
+	       tok.issuer, tok.reason);
 	for (i = 0; i < sizeof(tok.nonce); i++) {
 		printf("%02x", tok.nonce[i]);
 	}

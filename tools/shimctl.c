@@ -30,7 +30,7 @@ static const struct {
 	{ "identity", cmd_identity_main,
 	  "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },
 	{ "token", cmd_token_main,
-	  "token issue tamper-reset --shim ID --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
+	  "token issue tamper-reset --shim ID --latch SEQ-BOOT --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
 	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
 	{ "monitor", cmd_monitor_main,
 	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },

@@ -1,6 +1,7 @@
 /*
- * Reset token parser: any bytes must parse or be refused cleanly, and a
- * token that parses must survive payload re-encoding unchanged.
+ * Reset token parser: any bytes must parse or be refused cleanly (leaving
+ * nothing behind), a token that parses must name a latch, and it must
+ * survive payload re-encoding unchanged.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +16,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct shim_reset_token tok, again;
 
 	if (shim_token_parse((const char *)data, size, &tok) != 0) {
+		if (tok.payload_len != 0 || tok.latch_seq != 0) {
+			__builtin_trap();
+		}
 		return 0;
+	}
+	if (tok.latch_seq == 0 || tok.latch_boot == 0) {
+		__builtin_trap();
 	}
 	/* What parsed must be what the issuer would have written. */
 	again = tok;

@@ -1,7 +1,9 @@
 """shimd with its tamper sensors, latch and heartbeats, driven end to end:
 a file sensor tripped mid-session closes the gate (no byte crosses after
 it), the session is sealed with tamper:<event>, the latch survives a
-restart and only a good reset token clears it; heartbeats arrive at the
+restart and only a good reset token for that latch clears it, never while
+the case is still open, and a case still or again open after a reset trips
+at once; heartbeats arrive at the
 period with a rising boot count and verify in the central monitor; the
 power-fail input shuts down gracefully without tamper; a sensor that
 cannot be read stops the gate (or is only reported)."""
@@ -71,9 +73,18 @@ class TamperShim(st.Shim):
         raise TimeoutError("no %d %s event(s): %s" %
                            (count, name, self.events()[-10:]))
 
-    def token(self, shim=None, key=None, extra=()):
+    def latch_id(self):
+        """The latch identity as 'shimctl tamper status' shows it (it
+        reads the state shimd persisted, also while shimd runs)."""
+        r = self.ctl("tamper", "status")
+        m = re.search(r"^latch_id: (\d+-\d+)$", r.stdout, re.M)
+        assert m, r.stdout + r.stderr
+        return m.group(1)
+
+    def token(self, shim=None, key=None, extra=(), latch=None):
         r = self.ctl("token", "issue", "tamper-reset", "--shim",
-                     shim or "shim", "--key", key or self.auth_key,
+                     shim or "shim", "--latch", latch or self.latch_id(),
+                     "--key", key or self.auth_key,
                      "--issuer", "soc-duty", "--reason", "case inspected",
                      *extra, check=True)
         return r.stdout.strip().splitlines()[-1]
@@ -180,10 +191,13 @@ def test_latch_survives_restart_and_reset_needs_authority():
             assert "state: EMERGENCY_STOP" in s.admin("status"), name
         assert len(s.events("tamper_reset_refused")) == 3
 
+        # The issuer learns the latch from the events and the status.
+        lid = s.events("emergency_stop")[0]["latch"]
+        assert lid == s.events("tamper")[0]["latch"] == s.latch_id(), lid
         good = s.token()
         r = s.ctl("tamper", "reset", "--token", good)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert "cleared" in r.stdout
+        assert "cleared" in r.stdout and ("latch %s" % lid) in r.stdout
         assert re.search(r"state: (CHALLENGE|IDLE)", s.admin("status"))
         ev = s.wait_event("tamper_reset")[0]
         assert "soc-duty" in json.dumps(ev)
@@ -200,6 +214,160 @@ def test_latch_survives_restart_and_reset_needs_authority():
         assert r.returncode != 0
         assert "state: EMERGENCY_STOP" in s.admin("status")
     with_shim(body)
+
+
+def wait_status(s, pattern, timeout=5):
+    deadline = time.time() + timeout
+    st_text = ""
+    while time.time() < deadline:
+        st_text = s.admin("status")
+        if re.search(pattern, st_text):
+            return st_text
+        time.sleep(0.05)
+    raise AssertionError("status never matched %r:\n%s" % (pattern, st_text))
+
+
+def test_reset_refused_while_case_open():
+    def body(s):
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        trip(s)
+        assert b"EMERGENCY STOP" in t.read_until(b"EMERGENCY STOP", 5)
+        s.wait_event("emergency_stop")
+        lid = s.latch_id()
+        tok = s.token()
+        # The case is still open: refused with its own reason, the token
+        # is not spent, the gate stays closed.
+        r = s.ctl("tamper", "reset", "--token", tok)
+        assert r.returncode != 0, r.stdout
+        assert "sensor case_opened still active" in r.stdout + r.stderr, \
+            r.stdout + r.stderr
+        ref = s.wait_event("tamper_reset_refused")[-1]
+        assert "sensor case_opened still active" in ref["reason"], ref
+        assert ref["latch"] == lid, ref
+        s.wait_log("sensor case_opened still active")
+        assert "state: EMERGENCY_STOP" in s.admin("status")
+        assert not s.events("tamper_reset")
+        assert s.latch_id() == lid
+        code = st.totp(s.techs["alice@example.org"])
+        t.write(("alice@example.org %s\r" % code).encode())
+        assert b"Authenticated" not in t.read_for(1.0)
+        assert dev.read_for(0.3) == b""
+        # Closed: the same token now clears the latch.
+        os.unlink(s.case)
+        r = s.ctl("tamper", "reset", "--token", tok)
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_status(s, r"state: (CHALLENGE|IDLE)")
+        assert s.wait_event("tamper_reset")[0]["latch"] == lid
+        # Opened again after the reset: it trips at once, as a new latch.
+        trip(s)
+        s.wait_event("emergency_stop", count=2)
+        wait_status(s, r"state: EMERGENCY_STOP")
+        lid2 = s.latch_id()
+        assert lid2 != lid and int(lid2.split("-")[0]) == \
+            int(lid.split("-")[0]) + 1, (lid, lid2)
+        assert s.events("emergency_stop")[-1]["latch"] == lid2
+    with_shim(body)
+
+
+def test_case_open_at_the_moment_of_reset_trips_again():
+    """A debounced switch: the case is closed (its clear still debouncing
+    in the edge history) when the reset is accepted, and opened again at
+    once. Before the re-arm, no edge was ever reported again and the shim
+    ran with the case open."""
+    sensor = ("    - {type: file, path: %s, event: lid_opened, "
+              "debounce_ms: 5000}")
+
+    def body(s):
+        lid_path = os.path.join(s.dir, "lid")
+        s.connect_dev()
+        t = s.connect_tech()
+        trip(s, lid_path)
+        assert b"EMERGENCY STOP" in t.read_until(b"EMERGENCY STOP", 5)
+        s.wait_event("emergency_stop")
+        tok = s.token()
+        os.unlink(lid_path)
+        r = s.ctl("tamper", "reset", "--token", tok)
+        assert r.returncode == 0, r.stdout + r.stderr
+        trip(s, lid_path)
+        s.wait_event("emergency_stop", count=2)
+        wait_status(s, r"state: EMERGENCY_STOP")
+        assert s.events("emergency_stop")[-1]["reason"] == "tamper:lid_opened"
+        # Heartbeats and status say so.
+        r = s.ctl("tamper", "status")
+        assert r.returncode == 1 and "LATCHED" in r.stdout, r.stdout
+
+    def run_it():
+        s = TamperShim(heartbeat=60.0)
+        try:
+            with open(s.config) as f:
+                text = f.read()
+            text = text.replace("  sensors:\n", "  sensors:\n" +
+                                sensor % os.path.join(s.dir, "lid") + "\n", 1)
+            s.write_config(text)
+            s.start()
+            body(s)
+        except Exception:
+            print(s.log()[-4000:])
+            raise
+        finally:
+            s.cleanup()
+    run_it()
+
+
+def test_token_for_another_latch_refused():
+    def body(s):
+        s.connect_dev()
+        t = s.connect_tech()
+        trip(s)
+        assert b"EMERGENCY STOP" in t.read_until(b"EMERGENCY STOP", 5)
+        s.wait_event("emergency_stop")
+        lid = s.latch_id()
+        first = s.token()
+        spare = s.token()          # issued for the same latch, never used
+        os.unlink(s.case)
+        r = s.ctl("tamper", "reset", "--token", first)
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_status(s, r"state: (CHALLENGE|IDLE)")
+        # A later, unrelated trip: latch N+1.
+        trip(s)
+        s.wait_event("emergency_stop", count=2)
+        os.unlink(s.case)
+        lid2 = s.latch_id()
+        assert lid2 != lid
+        r = s.ctl("tamper", "reset", "--token", spare)
+        assert r.returncode != 0, r.stdout
+        out = r.stdout + r.stderr
+        assert "token is for another latch" in out, out
+        assert lid in out and lid2 in out, out
+        ref = s.wait_event("tamper_reset_refused")[-1]
+        assert "token is for another latch" in ref["reason"], ref
+        assert "state: EMERGENCY_STOP" in s.admin("status")
+        # A token issued for latch N+1 clears it.
+        r = s.ctl("tamper", "reset", "--token", s.token(latch=lid2))
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_status(s, r"state: (CHALLENGE|IDLE)")
+        # Issuing needs the latch.
+        r = s.ctl("token", "issue", "tamper-reset", "--shim", "shim",
+                  "--key", s.auth_key)
+        assert r.returncode == 2 and "--latch" in r.stderr, r.stderr
+        for bad in ("0-1", "1", "x-2", "1-2-3"):
+            r = s.ctl("token", "issue", "tamper-reset", "--shim", "shim",
+                      "--latch", bad, "--key", s.auth_key)
+            assert r.returncode == 2, (bad, r.stdout, r.stderr)
+    with_shim(body)
+
+
+def test_heartbeat_names_the_latch():
+    def body(s):
+        s.wait_event("heartbeat")
+        assert s.events("heartbeat")[-1]["latch"] == "-"
+        trip(s)
+        s.wait_event("emergency_stop")
+        n = len(s.events("heartbeat"))
+        hb = s.wait_event("heartbeat", count=n + 1, timeout=5)[-1]
+        assert hb["tamper"] == "latched" and hb["latch"] == s.latch_id(), hb
+    with_shim(body, heartbeat=1.0)
 
 
 class SyslogReceiver:

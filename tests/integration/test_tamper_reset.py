@@ -1,8 +1,12 @@
 """shimctl token / tamper / identity as the SOC and clinical engineering
-use them: the authority key, a latched state directory, tokens refused for
-the wrong key, the wrong shim, after expiry, when reused, and a good one
-clearing the latch; the refusal while shimd runs; identity CSR."""
+use them: the authority key, a latched state directory and its latch
+identity, tokens refused for the wrong key, the wrong shim, another latch,
+the old unbound format, after expiry, when reused, while the case is still
+open (not spent), and a good one clearing the latch; the refusal while
+shimd runs; identity CSR."""
+import base64
 import fcntl
+import re
 import os
 import shutil
 import socket
@@ -33,6 +37,42 @@ def run(*args):
                           timeout=30)
 
 
+def latch_of(cfg):
+    r = run(*cfg, "tamper", "status")
+    m = re.search(r"^latch_id: (\d+-\d+)$", r.stdout, re.M)
+    return m.group(1) if m else None
+
+
+def der_to_raw(der):
+    """ECDSA DER signature (SEQUENCE of two INTEGERs) to r || s."""
+    assert der[0] == 0x30
+    i = 2
+    out = b""
+    for _ in range(2):
+        assert der[i] == 0x02
+        n = der[i + 1]
+        v = der[i + 2:i + 2 + n].lstrip(b"\0")
+        out += v.rjust(32, b"\0")
+        i += 2 + n
+    return out
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def old_format_token(key, shim, now):
+    """A token of payload format 1 (no latch line), properly signed."""
+    payload = ("shim-reset-token 1\npurpose=tamper-reset\nshim=%s\n"
+               "issued=%d\nexpires=%d\nnonce=%s\nissuer=soc-duty\n"
+               "reason=old tool\n" % (shim, now, now + 600,
+                                       os.urandom(16).hex())).encode()
+    der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key],
+                         input=payload, capture_output=True,
+                         check=True).stdout
+    return "SRT1." + b64u(payload) + "." + b64u(der_to_raw(der))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="shim-tamper-")
     try:
@@ -53,6 +93,8 @@ storage:
   root: {root}
 tamper:
   reset_authority_public_key: {auth_pub}
+  sensors:
+    - {{type: file, path: {tmp}/case-open, event: case_opened}}
 """)
         cfg = ["--config", conf]
 
@@ -84,11 +126,16 @@ tamper:
         r = run(*cfg, "tamper", "status")
         check("removed state is latched", r.returncode == 1 and
               "LATCHED" in r.stdout and "state_missing" in r.stdout, r.stdout)
+        lid = latch_of(cfg)
+        check("status shows the latch identity", lid == "1-1", r.stdout)
+        check("status shows the sensors", "sensors: clear" in r.stdout,
+              r.stdout)
 
         now = int(time.time())
 
-        def issue(key=auth_key, shim="pump-07", extra=()):
-            r = run("token", "issue", "tamper-reset", "--shim", shim, "--key",
+        def issue(key=auth_key, shim="pump-07", extra=(), latch=None):
+            r = run("token", "issue", "tamper-reset", "--shim", shim,
+                    "--latch", latch or latch_of(cfg), "--key",
                     key, "--issuer", "soc-duty", "--reason",
                     "INC-4711 inspected", *extra)
             return r.stdout.strip()
@@ -98,6 +145,10 @@ tamper:
             ("another shim", issue(shim="pump-08"), "another shim"),
             ("expired", issue(extra=("--now", str(now - 3600), "--ttl", "60")),
              "expired"),
+            ("another latch", issue(latch="2-1"),
+             "token is for another latch (token: latch 2-1; latched: 1-1)"),
+            ("old format without a latch",
+             old_format_token(auth_key, "pump-07", now), "format 1"),
         ]
         for name, tok, msg in bad:
             r = run(*cfg, "tamper", "reset", "--token", tok)
@@ -117,7 +168,24 @@ tamper:
         good = issue()
         r = run("token", "show", good)
         check("token show", "shim: pump-07" in r.stdout and
+              "latch: 1-1" in r.stdout and
               "issuer: soc-duty" in r.stdout, r.stdout)
+        r = run("token", "show", old_format_token(auth_key, "pump-07", now))
+        check("token show names the old format", r.returncode == 1 and
+              "format 1" in r.stderr, r.stderr)
+
+        # The case is still open: refused offline too, the token not spent.
+        case = os.path.join(tmp, "case-open")
+        with open(case, "w") as fh:
+            fh.write("open\n")
+        r = run(*cfg, "tamper", "reset", "--token", good)
+        check("refused while the case is open", r.returncode == 1 and
+              "sensor case_opened still active" in r.stderr and
+              "not used" in r.stderr, r.stderr)
+        r = run(*cfg, "tamper", "status")
+        check("status shows the open case", "LATCHED" in r.stdout and
+              "sensors: case_opened active" in r.stdout, r.stdout)
+        os.unlink(case)
 
         # While shimd runs (its admin socket answers), the reset goes to
         # the daemon, which owns the latch; nothing is cleared offline.
@@ -139,6 +207,10 @@ tamper:
                     c.close()
                     return
                 c.close()
+        r = run(*cfg, "tamper", "status")
+        check("status reads the state while shimd runs",
+              r.returncode == 1 and "latch_id: 1-1" in r.stdout and
+              "shimd: running" in r.stdout, r.stdout + r.stderr)
         th = threading.Thread(target=answer)
         th.start()
         r = run(*cfg, "tamper", "reset", "--token", good)
@@ -158,8 +230,9 @@ tamper:
                   "running" in r.stderr, r.stderr)
 
         r = run(*cfg, "tamper", "reset", "--token", good)
-        check("a good token clears the latch", r.returncode == 0 and
-              "latch cleared" in r.stdout and "soc-duty" in r.stdout,
+        check("a good token clears the latch (once the case is closed)",
+              r.returncode == 0 and "latch cleared" in r.stdout and
+              "latch 1-1" in r.stdout and "soc-duty" in r.stdout,
               r.stdout + r.stderr)
         r = run(*cfg, "tamper", "status")
         check("clear afterwards, reset recorded for reporting",
@@ -169,11 +242,14 @@ tamper:
         check("both records written", "boot" in names and "tamper" in names,
               str(names))
 
-        # Latch again (the boot record goes), then try the spent token.
+        # Latch again (the boot record goes): a new latch, and the spent
+        # token names the old one.
         os.unlink(os.path.join(state, "boot"))
+        check("a new latch gets the next number", latch_of(cfg) == "2-1",
+              run(*cfg, "tamper", "status").stdout)
         r = run(*cfg, "tamper", "reset", "--token", good)
-        check("token refused: reused", r.returncode == 1 and
-              "already used" in r.stderr, r.stderr)
+        check("token refused: for the cleared latch", r.returncode == 1 and
+              "another latch" in r.stderr, r.stderr)
 
         # Records written without the identity key are not believed once
         # the key is there: edit-by-copy does not work either.

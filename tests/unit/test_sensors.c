@@ -292,6 +292,158 @@ static void test_unreadable_file_faults(void **state)
 	unlink(loop);
 }
 
+/* The check before a reset reads the sensors now, not their reported
+ * (debounced) state, and never queues an event. */
+static void test_tamper_state_reads_now(void **state)
+{
+	struct shim_config cfg;
+	struct shim_sensors *s;
+	struct shim_sensor_event ev;
+	const char *event;
+	char path[128], pf[128], detail[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/lid", dir);
+	snprintf(pf, sizeof(pf), "%s/ups", dir);
+	one_file(&cfg, path, SHIM_ROLE_TAMPER, 5000);
+	cfg.nsensors = 2;
+	cfg.sensors[1].type = SHIM_SENSOR_FILE;
+	cfg.sensors[1].role = SHIM_ROLE_POWER_FAIL;
+	cfg.sensors[1].event = "mains_lost";
+	cfg.sensors[1].path = pf;
+	assert_int_equal(shim_sensors_open(&s, &cfg), 0);
+	assert_int_equal(shim_sensors_tamper_state(s, &event, detail,
+						   sizeof(detail)),
+			 SHIM_SENSORS_CLEAR);
+	assert_null(event);
+	/* Other roles are not tamper. */
+	f = fopen(pf, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(shim_sensors_tamper_state(s, NULL, NULL, 0),
+			 SHIM_SENSORS_CLEAR);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	/* Active at once, before the loop has even looked. */
+	assert_int_equal(shim_sensors_tamper_state(s, &event, detail,
+						   sizeof(detail)),
+			 SHIM_SENSORS_ACTIVE);
+	assert_string_equal(event, "case_opened");
+	assert_non_null(strstr(detail, path));
+	assert_int_equal(wait_event(s, &ev, 1000), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	/* Closed again: the clear is still in its 5 s debounce, but the
+	 * check reads the switch as it is now. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(shim_sensors_any_tripped(s), 1);
+	assert_int_equal(shim_sensors_tamper_state(s, &event, NULL, 0),
+			 SHIM_SENSORS_CLEAR);
+	shim_sensors_close(s);
+	unlink(pf);
+}
+
+/* The bug this guards against: reports are edges, so a case opened,
+ * closed (clear still debouncing) and opened again, or never closed, was
+ * never reported again after a reset. Re-arming reports it at once. */
+static void test_rearm_reports_still_active(void **state)
+{
+	struct shim_config cfg;
+	struct shim_sensors *s;
+	struct shim_sensor_event ev;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/case-rearm", dir);
+	one_file(&cfg, path, SHIM_ROLE_TAMPER, 0);
+	assert_int_equal(shim_sensors_open(&s, &cfg), 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(wait_event(s, &ev, 1000), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	/* Still open: no news without a re-arm... */
+	assert_int_equal(wait_event(s, &ev, 300), 0);
+	/* ...and TRIPPED again at once with one. */
+	shim_sensors_rearm(s);
+	assert_int_equal(shim_sensors_next(s, &ev), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	assert_string_equal(ev.event, "case_opened");
+	assert_int_equal(shim_sensors_next(s, &ev), 0);
+	shim_sensors_close(s);
+
+	/* Debounced clear, then re-opened within the debounce. */
+	one_file(&cfg, path, SHIM_ROLE_TAMPER, 5000);
+	assert_int_equal(shim_sensors_open(&s, &cfg), 0);
+	assert_int_equal(shim_sensors_next(s, &ev), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(wait_event(s, &ev, 200), 0);
+	/* The reset happens here: the case reads closed. A clear sensor
+	 * re-armed is no news. */
+	shim_sensors_rearm(s);
+	assert_int_equal(shim_sensors_next(s, &ev), 0);
+	assert_int_equal(shim_sensors_any_tripped(s), 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(wait_event(s, &ev, 1000), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	shim_sensors_close(s);
+	unlink(path);
+}
+
+static void test_tamper_state_fault(void **state)
+{
+	struct shim_config cfg;
+	struct shim_sensors *s;
+	struct shim_sensor_event ev;
+	const char *event;
+	char path[128], detail[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/case-f", dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.nsensors = 2;
+	cfg.sensors[0].type = SHIM_SENSOR_GPIO;
+	cfg.sensors[0].role = SHIM_ROLE_TAMPER;
+	cfg.sensors[0].event = "lid_switch";
+	cfg.sensors[0].chip = "gpiochip-not-here";
+	cfg.sensors[0].line = 4;
+	cfg.sensors[1].type = SHIM_SENSOR_FILE;
+	cfg.sensors[1].role = SHIM_ROLE_TAMPER;
+	cfg.sensors[1].event = "case_opened";
+	cfg.sensors[1].path = path;
+	assert_int_equal(shim_sensors_open(&s, &cfg), 0);
+	assert_int_equal(shim_sensors_tamper_state(s, &event, detail,
+						   sizeof(detail)),
+			 SHIM_SENSORS_FAULT);
+	assert_string_equal(event, "lid_switch");
+	assert_non_null(strstr(detail, "gpiochip-not-here"));
+	/* An active sensor wins over a faulted one. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(shim_sensors_tamper_state(s, &event, NULL, 0),
+			 SHIM_SENSORS_ACTIVE);
+	assert_string_equal(event, "case_opened");
+	/* Re-arming reports the fault and the trip again. */
+	while (shim_sensors_next(s, &ev)) {
+	}
+	shim_sensors_rearm(s);
+	assert_int_equal(shim_sensors_next(s, &ev), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_FAULT);
+	assert_int_equal(shim_sensors_next(s, &ev), 1);
+	assert_int_equal(ev.kind, SHIM_SENSOR_EV_TRIPPED);
+	shim_sensors_close(s);
+	unlink(path);
+	/* No sensors at all read clear; a NULL set too. */
+	assert_int_equal(shim_sensors_tamper_state(NULL, &event, NULL, 0),
+			 SHIM_SENSORS_CLEAR);
+	shim_sensors_rearm(NULL);
+}
+
 static void test_gpio_chip_missing(void **state)
 {
 	struct shim_config cfg;
@@ -348,6 +500,9 @@ int main(void)
 		cmocka_unit_test(test_unreadable_file_faults),
 		cmocka_unit_test(test_gpio_chip_missing),
 		cmocka_unit_test(test_no_sensors),
+		cmocka_unit_test(test_tamper_state_reads_now),
+		cmocka_unit_test(test_rearm_reports_still_active),
+		cmocka_unit_test(test_tamper_state_fault),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

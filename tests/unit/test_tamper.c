@@ -70,9 +70,11 @@ static void store_del(struct fake_port *fp, const char *name)
 	}
 }
 
-/* Issues a token the way shimctl does, then parses it back. */
-static void make_token(const char *key, const char *shim, int64_t issued,
-		       int64_t expires, uint8_t nonce, struct shim_reset_token *out)
+/* Issues a token the way shimctl does, for latch seq-boot, then parses
+ * it back. */
+static void make_token_for(const char *key, const char *shim, uint64_t seq,
+			   uint64_t boot, int64_t issued, int64_t expires,
+			   uint8_t nonce, struct shim_reset_token *out)
 {
 	struct shim_reset_token tok;
 	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
@@ -82,6 +84,8 @@ static void make_token(const char *key, const char *shim, int64_t issued,
 	memset(&tok, 0, sizeof(tok));
 	strcpy(tok.purpose, SHIM_TOKEN_PURPOSE_RESET);
 	strcpy(tok.shim_id, shim);
+	tok.latch_seq = seq;
+	tok.latch_boot = boot;
 	strcpy(tok.issuer, "soc-duty");
 	strcpy(tok.reason, "case closed after inspection");
 	tok.issued = issued;
@@ -93,7 +97,14 @@ static void make_token(const char *key, const char *shim, int64_t issued,
 	assert_int_equal(shim_token_format(&tok, sig, text, sizeof(text), &len), 0);
 	assert_int_equal(strlen(text), len);
 	assert_int_equal(shim_token_parse(text, len, out), 0);
+	assert_int_equal(out->latch_seq, seq);
+	assert_int_equal(out->latch_boot, boot);
 }
+
+/* A token for the latch t holds now. */
+#define make_token(key, shim, issued, expires, nonce, out)                \
+	make_token_for((key), (shim), t.latch_seq, t.latch_boot, (issued), \
+		       (expires), (nonce), (out))
 
 static void test_fresh_boot_counts(void **state)
 {
@@ -304,8 +315,13 @@ static void test_token_resets(void **state)
 	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
 	assert_false(t.reset_pending);
 
-	/* Single use, even after a restart. */
+	/* The used token names the latch it cleared, not the next one. */
 	assert_int_equal(shim_tamper_trip(&t, "case_opened", "", T0 + 20), 0);
+	assert_int_equal(shim_tamper_reset_token(&t, &tok, auth_pub, T0 + 30, &why),
+			 SHIM_EACCES);
+	assert_string_equal(why, "token is for another latch");
+	/* Single use, even after a restart: its nonce again is refused. */
+	make_token(auth_key, SHIM, T0, T0 + 600, 6, &tok);
 	assert_int_equal(shim_tamper_reset_token(&t, &tok, auth_pub, T0 + 30, &why),
 			 SHIM_EEXIST);
 	/* A token issued before the last one used is dead too. */
@@ -412,6 +428,7 @@ static void test_signed_state(void **state)
 
 static void test_token_parse_edges(void **state)
 {
+	struct shim_tamper t = { .latch_seq = 1, .latch_boot = 1 };
 	struct shim_reset_token tok, good;
 	char text[SHIM_TOKEN_MAX + 64];
 	uint8_t sig[SHIM_P256_SIG_LEN];
@@ -460,6 +477,249 @@ static void test_token_parse_edges(void **state)
 	}
 }
 
+/* Every trip gets the next latch number and the boot count it tripped
+ * in; both survive restarts, and removing the tamper record does not bring
+ * an old number back. */
+static void test_latch_sequence(void **state)
+{
+	struct fake_port fp;
+	struct shim_tamper t;
+	struct shim_reset_token tok;
+	struct shim_event ev;
+	char lid[SHIM_LATCH_ID_MAX];
+
+	fake_port_init(&fp, T0);
+	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+	assert_int_equal(t.latch_seq, 0);
+	assert_int_equal(shim_tamper_trip(&t, "case_opened", "", T0), 0);
+	assert_int_equal(t.latch_seq, 1);
+	assert_int_equal(t.latch_boot, 1);
+	/* A second trip while latched keeps the identity. */
+	assert_int_equal(shim_tamper_trip(&t, "magnet", "", T0), 0);
+	assert_int_equal(t.latch_seq, 1);
+	assert_int_equal(shim_tamper_latch_id(&t, lid, sizeof(lid)), 0);
+	assert_string_equal(lid, "1-1");
+	assert_int_equal(shim_tamper_latch_id(&t, lid, 3), SHIM_ENOSPC);
+	/* It is in the events the SOC sees. */
+	assert_int_equal(shim_tamper_event(&t, &ev, T0), 0);
+	assert_string_equal(shim_event_get(&ev, "latch"), "1-1");
+	assert_int_equal(shim_tamper_stop_event(&t, &ev, T0), 0);
+	assert_string_equal(shim_event_get(&ev, "latch"), "1-1");
+
+	/* Persisted: the next start (boot 2) still holds latch 1-1. */
+	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+	assert_int_equal(t.boot_count, 2);
+	assert_int_equal(t.latch_seq, 1);
+	assert_int_equal(t.latch_boot, 1);
+	make_token(auth_key, SHIM, T0, T0 + 600, 1, &tok);
+	assert_int_equal(shim_tamper_reset_token(&t, &tok, auth_pub, T0 + 1, NULL),
+			 0);
+	assert_int_equal(shim_tamper_reset_event(&t, &ev, T0), 0);
+	assert_string_equal(shim_event_get(&ev, "latch"), "1-1");
+	/* The next trip, in boot 2, is latch 2-2. */
+	assert_int_equal(shim_tamper_trip(&t, "case_opened", "", T0 + 5), 0);
+	assert_int_equal(shim_tamper_latch_id(&t, lid, sizeof(lid)), 0);
+	assert_string_equal(lid, "2-2");
+	make_token(auth_key, SHIM, T0 + 1, T0 + 600, 2, &tok);
+	assert_int_equal(shim_tamper_reset_token(&t, &tok, auth_pub, T0 + 6, NULL),
+			 0);
+	/* Boot 3; the tamper record is removed: state_missing is latch 3
+	 * (the boot record remembers 2), of the start that finds it. */
+	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+	store_del(&fp, SHIM_TAMPER_BLOB_STATE);
+	assert_int_equal(shim_tamper_load(&t, &fp.port, SHIM), 0);
+	assert_string_equal(t.event, "state_missing");
+	assert_int_equal(shim_tamper_latch_id(&t, lid, sizeof(lid)), 0);
+	/* The offline tools name the latch the next start will hold. */
+	assert_string_equal(lid, "3-4");
+	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+	assert_int_equal(t.boot_count, 4);
+	assert_int_equal(shim_tamper_latch_id(&t, lid, sizeof(lid)), 0);
+	assert_string_equal(lid, "3-4");
+	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+	assert_int_equal(shim_tamper_latch_id(&t, lid, sizeof(lid)), 0);
+	assert_string_equal(lid, "3-4");
+	fake_port_free(&fp);
+}
+
+/* An unused token cannot clear a later, unrelated trip, and a token
+ * refused for its latch is not spent. */
+static void test_token_bound_to_latch(void **state)
+{
+	struct fake_port fp;
+	struct shim_tamper t;
+	struct shim_reset_token a, b, c;
+	const char *why;
+
+	fake_port_init(&fp, T0);
+	assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+	assert_int_equal(shim_tamper_trip(&t, "case_opened", "", T0), 0);
+	make_token(auth_key, SHIM, T0, T0 + 600, 1, &a);
+	make_token(auth_key, SHIM, T0, T0 + 600, 2, &b);
+	/* A token for the next latch does not clear this one. */
+	make_token_for(auth_key, SHIM, t.latch_seq + 1, t.latch_boot, T0,
+		       T0 + 600, 3, &c);
+	assert_int_equal(shim_tamper_reset_token(&t, &c, auth_pub, T0 + 1, &why),
+			 SHIM_EACCES);
+	assert_string_equal(why, "token is for another latch");
+	make_token_for(auth_key, SHIM, t.latch_seq, t.latch_boot + 1, T0,
+		       T0 + 600, 3, &c);
+	assert_int_equal(shim_tamper_reset_token(&t, &c, auth_pub, T0 + 1, &why),
+			 SHIM_EACCES);
+	assert_true(shim_tamper_is_latched(&t));
+	assert_int_equal(shim_tamper_reset_token(&t, &a, auth_pub, T0 + 1, &why),
+			 0);
+	/* Not latched: a good token is not spent on nothing. */
+	assert_int_equal(shim_tamper_check_token(&t, &b, auth_pub, T0 + 2, &why),
+			 SHIM_ESTATE);
+	assert_int_equal(shim_tamper_reset_token(&t, &b, auth_pub, T0 + 2, &why),
+			 SHIM_ESTATE);
+	assert_string_equal(why, "no emergency stop is latched");
+	assert_int_equal(t.reset_count, 1);
+	/* Latch 2: the unused token for latch 1 is refused. */
+	assert_int_equal(shim_tamper_trip(&t, "case_opened", "", T0 + 3), 0);
+	assert_int_equal(t.latch_seq, 2);
+	assert_int_equal(shim_tamper_reset_token(&t, &b, auth_pub, T0 + 4, &why),
+			 SHIM_EACCES);
+	assert_string_equal(why, "token is for another latch");
+	assert_true(shim_tamper_is_latched(&t));
+	/* The token issued for it works (c was refused, so c's nonce 3 is
+	 * not spent either). */
+	make_token(auth_key, SHIM, T0 + 1, T0 + 600, 3, &c);
+	assert_int_equal(shim_tamper_reset_token(&t, &c, auth_pub, T0 + 4, &why),
+			 0);
+	assert_false(shim_tamper_is_latched(&t));
+	fake_port_free(&fp);
+}
+
+/* A format-1 token (no latch line), properly signed, is refused. */
+static void test_old_format_token_refused(void **state)
+{
+	static const char v1[] =
+		"shim-reset-token 1\npurpose=tamper-reset\nshim=" SHIM
+		"\nissued=1800000000\nexpires=1800000600\n"
+		"nonce=01010101010101010101010101010101\nissuer=soc\n"
+		"reason=old\n";
+	struct shim_reset_token tok;
+	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
+	char text[SHIM_TOKEN_MAX + 1];
+	size_t len;
+
+	memset(&tok, 0, sizeof(tok));
+	memcpy(tok.payload, v1, sizeof(v1) - 1);
+	tok.payload_len = sizeof(v1) - 1;
+	shim_sha256((const uint8_t *)tok.payload, tok.payload_len, digest);
+	assert_int_equal(shim_p256_sign_with(auth_key, digest, sig), 0);
+	assert_int_equal(shim_token_format(&tok, sig, text, sizeof(text), &len), 0);
+	assert_int_equal(shim_token_parse(text, len, &tok), SHIM_ENOTSUP);
+	assert_int_equal(tok.payload_len, 0);
+	/* The issuer cannot make a token without a latch. */
+	{
+		struct shim_tamper t = { .latch_seq = 0, .latch_boot = 1 };
+		struct shim_reset_token nt;
+
+		memset(&nt, 0, sizeof(nt));
+		strcpy(nt.purpose, SHIM_TOKEN_PURPOSE_RESET);
+		strcpy(nt.shim_id, SHIM);
+		strcpy(nt.issuer, "soc");
+		nt.issued = T0;
+		nt.expires = T0 + 60;
+		nt.latch_seq = t.latch_seq;
+		nt.latch_boot = t.latch_boot;
+		assert_int_equal(shim_token_make_payload(&nt), SHIM_EINVAL);
+		nt.latch_seq = 1;
+		nt.latch_boot = 0;
+		assert_int_equal(shim_token_make_payload(&nt), SHIM_EINVAL);
+		nt.latch_boot = 1;
+		assert_int_equal(shim_token_make_payload(&nt), 0);
+		assert_non_null(strstr(nt.payload, "\nlatch=1-1\n"));
+	}
+}
+
+static void test_latch_id_parse(void **state)
+{
+	static const char *const bad[] = {
+		"", "-", "1", "1-", "-1", "0-1", "1-0", "01-2", "1-02", "1-2-3",
+		"a-1", "1-b", " 1-2", "1-2 ", "+1-2", "1--2",
+		"1000000000000000-1", "1-1000000000000000",
+	};
+	uint64_t seq, boot;
+	char buf[SHIM_LATCH_ID_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(shim_latch_id_parse(bad[i], &seq, &boot),
+				 SHIM_EINVAL);
+		assert_int_equal(seq, 0);
+	}
+	assert_int_equal(shim_latch_id_parse("3-12", &seq, &boot), 0);
+	assert_int_equal(seq, 3);
+	assert_int_equal(boot, 12);
+	assert_int_equal(shim_latch_id_parse("999999999999999-999999999999999",
+					     &seq, &boot), 0);
+	assert_int_equal(shim_latch_id_format(seq, boot, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "999999999999999-999999999999999");
+	assert_int_equal(shim_latch_id_parse(NULL, &seq, &boot), SHIM_EINVAL);
+}
+
+/* Records written by the previous format (version 1) are still read, so
+ * an update does not latch a unit; a latch they hold becomes latch 1. */
+static void test_version1_records_read(void **state)
+{
+	struct fake_port fp;
+	struct shim_tamper t;
+	uint8_t *p;
+	size_t len;
+	int i, latched;
+	char lid[SHIM_LATCH_ID_MAX];
+
+	for (latched = 0; latched < 2; latched++) {
+		fake_port_init(&fp, T0);
+		assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+		if (latched) {
+			assert_int_equal(shim_tamper_trip(&t, "case_opened", "",
+							  T0), 0);
+		}
+		/* Rewrite both records as version 1: drop the latch fields,
+		 * set the version, fix the CRC (no identity key here). */
+		for (i = 0; i < FAKE_STORE_SLOTS; i++) {
+			size_t extra, body;
+			uint32_t crc;
+
+			if (fp.store.blobs[i].data == NULL) {
+				continue;
+			}
+			p = fp.store.blobs[i].data;
+			len = fp.store.blobs[i].len;
+			extra = strcmp(fp.store.blobs[i].name,
+				       SHIM_TAMPER_BLOB_BOOT) == 0 ? 8 : 32;
+			body = len - 4 - extra;
+			p[4] = 1;
+			crc = shim_crc32(0, p, body);
+			p[body] = (uint8_t)(crc >> 24);
+			p[body + 1] = (uint8_t)(crc >> 16);
+			p[body + 2] = (uint8_t)(crc >> 8);
+			p[body + 3] = (uint8_t)crc;
+			fp.store.blobs[i].len = body + 4;
+		}
+		assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+		assert_false(t.tripped_at_open);
+		assert_int_equal(shim_tamper_is_latched(&t), latched);
+		assert_int_equal(t.boot_count, 2);
+		if (latched) {
+			assert_string_equal(t.event, "case_opened");
+			assert_int_equal(shim_tamper_latch_id(&t, lid,
+							      sizeof(lid)), 0);
+			assert_string_equal(lid, "1-1");
+		}
+		/* Rewritten as version 2, and read back the same. */
+		assert_int_equal(shim_tamper_open(&t, &fp.port, SHIM), 0);
+		assert_int_equal(shim_tamper_is_latched(&t), latched);
+		assert_int_equal(t.latch_seq, (uint64_t)latched);
+		fake_port_free(&fp);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +734,11 @@ int main(void)
 		cmocka_unit_test(test_physical_reset),
 		cmocka_unit_test(test_signed_state),
 		cmocka_unit_test(test_token_parse_edges),
+		cmocka_unit_test(test_latch_sequence),
+		cmocka_unit_test(test_token_bound_to_latch),
+		cmocka_unit_test(test_old_format_token_refused),
+		cmocka_unit_test(test_latch_id_parse),
+		cmocka_unit_test(test_version1_records_read),
 	};
 
 	return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
