@@ -211,7 +211,7 @@ static uint64_t audit_tail_seq(const char *path)
 	int fd;
 	char *p;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		return 0;
 	}
@@ -256,7 +256,8 @@ static int audit_open(struct shim_eventlog *el)
 	struct stat st;
 
 	el->audit_fd = open(el->audit_path,
-			    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+			    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+			    0640);
 	if (el->audit_fd < 0) {
 		return shim_err_from_errno(errno);
 	}
@@ -1165,7 +1166,8 @@ int shim_eventlog_open(struct shim_eventlog **out,
 			rc = SHIM_ENOMEM;
 			goto fail;
 		}
-		el->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		el->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW |
+					       O_CLOEXEC, 0600);
 		free(lock);
 		if (el->lock_fd < 0) {
 			rc = shim_err_from_errno(errno);

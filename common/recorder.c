@@ -213,7 +213,8 @@ static uint64_t scan_usage(const char *dir)
 		if (de->d_name[0] == '.') {
 			continue;
 		}
-		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
 		    S_ISREG(st.st_mode)) {
 			total += (uint64_t)st.st_size;
 		}
@@ -290,7 +291,10 @@ static void keep_tail(int fd, uint64_t from, const char *path)
 	ssize_t n;
 	off_t off = (off_t)from;
 
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A name left from before is replaced, never written through. */
+	unlink(path);
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		   0600);
 	if (out < 0) {
 		return;
 	}
@@ -329,7 +333,7 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		rc = SHIM_ENOMEM;
 		goto out;
 	}
-	fd = open(part, O_RDWR | O_CLOEXEC);
+	fd = open(part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		rc = shim_err_from_errno(errno);
 		goto out;
@@ -494,7 +498,9 @@ static void load_last_head(struct shim_recorder *r)
 
 		if (!has_suffix(de->d_name, ".rec") ||
 		    strlen(de->d_name) >= sizeof(best) ||
-		    fstatat(dirfd(d), de->d_name, &fs, 0) != 0) {
+		    fstatat(dirfd(d), de->d_name, &fs, AT_SYMLINK_NOFOLLOW) !=
+			    0 ||
+		    !S_ISREG(fs.st_mode)) {
 			continue;
 		}
 		if (best[0] == '\0' || fs.st_mtim.tv_sec > newest.tv_sec ||
@@ -509,7 +515,7 @@ static void load_last_head(struct shim_recorder *r)
 		return;
 	}
 	path = session_path(r, best, "");
-	fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	fd = path != NULL ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	free(path);
 	if (fd < 0) {
 		return;
@@ -1193,8 +1199,8 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 		rc = SHIM_ENOMEM;
 		goto out;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
-		  0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW |
+				O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = shim_err_from_errno(errno);
 		goto out;
