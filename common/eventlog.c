@@ -405,9 +405,18 @@ static void oplog(struct shim_eventlog *el, int level, const char *fmt, ...)
 
 /* ---- emitting ---------------------------------------------------------- */
 
+/* The core marks tamper, emergency_stop and break-glass events; a
+ * recording that failed is an alert too: the session goes on without
+ * (part of) its audit trail. */
+static int is_priority(const struct shim_event *ev)
+{
+	return ev->priority ||
+	       strncmp(ev->name, "recording_failed", SHIM_EVENT_NAME_MAX) == 0;
+}
+
 static enum shim_spool_lane lane_of(const struct shim_event *ev)
 {
-	if (ev->priority) {
+	if (is_priority(ev)) {
 		return SHIM_LANE_PRIORITY;
 	}
 	if (strncmp(ev->name, "heartbeat", SHIM_EVENT_NAME_MAX) == 0) {
@@ -492,7 +501,7 @@ int shim_eventlog_emit(struct shim_eventlog *el, struct shim_event *ev)
 	}
 	gen = ++el->write_gen;
 	pthread_cond_signal(&el->cv_flush);
-	if (ev->priority) {
+	if (is_priority(ev)) {
 		/* Alerts are on disk before the caller goes on. */
 		rc2 = wait_durable(el, gen, PRIORITY_WAIT_MS);
 		if (rc2 != 0 && rc == 0) {
