@@ -31,6 +31,8 @@ struct loader {
 	const char *file;       /* file being read (config or technicians) */
 	yaml_document_t *doc;
 	int in_techs_file;
+	int have_mode;          /* mode is that of the file being read */
+	unsigned mode;
 	/* which serial keys were given per side, so side blocks override */
 	int seen_required[8];
 };
@@ -630,7 +632,9 @@ static void k_max_bytes(struct loader *ld, const char *key, yaml_node_t *v)
 
 static void k_min_free(struct loader *ld, const char *key, yaml_node_t *v)
 {
-	get_uint(ld, v, key, 0, UINT64_MAX, 1, &CFG->min_free_bytes);
+	if (get_uint(ld, v, key, 0, UINT64_MAX, 1, &CFG->min_free_bytes) == 0) {
+		CFG->min_free_explicit = 1;
+	}
 }
 
 static void k_retention(struct loader *ld, const char *key, yaml_node_t *v)
@@ -699,10 +703,69 @@ static void k_grace(struct loader *ld, const char *key, yaml_node_t *v)
 	get_double(ld, v, key, 0, 3600, &CFG->reconnect_grace);
 }
 
+/* Bytes, not text: YAML escapes ("logout\r", "\x04", even "\0") give
+ * them, so the scalar's length is used, not strlen(). */
+static void k_logout(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	const char *s;
+	size_t n;
+
+	if (want_scalar(ld, v, key, &s) != 0) {
+		return;
+	}
+	n = v->data.scalar.length;
+	if (n > SHIM_DEVICE_LOGOUT_MAX) {
+		msg(ld, 0, line_of(v), "%s: %zu bytes is too long (at most %d)",
+		    key, n, SHIM_DEVICE_LOGOUT_MAX);
+		return;
+	}
+	free(CFG->device_logout);
+	CFG->device_logout = NULL;
+	CFG->device_logout_len = 0;
+	if (n == 0) {
+		return;
+	}
+	CFG->device_logout = malloc(n);
+	if (CFG->device_logout == NULL) {
+		msg(ld, 0, line_of(v), "%s: out of memory", key);
+		return;
+	}
+	memcpy(CFG->device_logout, s, n);
+	CFG->device_logout_len = n;
+}
+
+static void k_reset(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	static const char *const names[] = { "none", "dtr", NULL };
+	int i;
+
+	if (get_enum(ld, v, key, names, &i) == 0) {
+		CFG->device_reset = (enum shim_device_reset)i;
+	}
+}
+
+static void k_reset_hold(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_double(ld, v, key, 0.05, 10, &CFG->device_reset_hold);
+}
+
 static const struct keydef session_keys[] = {
 	{ "idle_timeout", k_idle },
 	{ "max_duration", k_max_dur },
 	{ "reconnect_grace", k_grace },
+	{ "device_logout", k_logout },
+	{ "device_reset", k_reset },
+	{ "device_reset_hold", k_reset_hold },
+	{ NULL, NULL },
+};
+
+static void k_max_jump(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_double(ld, v, key, 5, 86400, &CFG->clock_max_jump);
+}
+
+static const struct keydef clock_keys[] = {
+	{ "max_jump", k_max_jump },
 	{ NULL, NULL },
 };
 
@@ -1188,6 +1251,11 @@ static void k_session(struct loader *ld, const char *key, yaml_node_t *v)
 	walk(ld, v, key, session_keys);
 }
 
+static void k_clock(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	walk(ld, v, key, clock_keys);
+}
+
 static void k_tamper(struct loader *ld, const char *key, yaml_node_t *v)
 {
 	walk(ld, v, key, tamper_keys);
@@ -1210,6 +1278,7 @@ static const struct keydef top_keys[] = {
 	{ "storage", k_storage },
 	{ "recording", k_recording },
 	{ "session", k_session },
+	{ "clock", k_clock },
 	{ "tamper", k_tamper },
 	{ "siem", k_siem },
 	{ "admin", k_admin },
@@ -1238,6 +1307,9 @@ void shim_config_defaults(struct shim_config *cfg)
 	cfg->idle_timeout = 900;
 	cfg->max_duration = 28800;
 	cfg->reconnect_grace = 30;
+	cfg->device_reset = SHIM_DEVICE_RESET_NONE;
+	cfg->device_reset_hold = 0.5;
+	cfg->clock_max_jump = 120;
 	cfg->heartbeat_period = 60;
 	cfg->on_sensor_fault = SHIM_ON_FAILURE_STOP;
 	cfg->siem_port = 6514;
@@ -1284,14 +1356,15 @@ static int load_doc(struct loader *ld, const char *buf, size_t len,
 	return rc;
 }
 
-static void check_secret_mode(struct loader *ld, const char *path)
+/* A file that holds technician secrets is refused unless only its owner
+ * may read it. The mode is the one of the descriptor the file was read
+ * from (see shim_read_file_opt), so the file checked is the file read. */
+static void check_secret_mode(struct loader *ld)
 {
-	struct stat st;
-
-	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
-		msg(ld, 1, 0,
-		    "holds TOTP secrets but is readable by group or others (mode %03o): chmod 600",
-		    (unsigned)(st.st_mode & 0777));
+	if (ld->have_mode && (ld->mode & 077) != 0) {
+		msg(ld, 0, 0,
+		    "holds TOTP secrets but is readable by group or others (mode %04o): chmod 600",
+		    ld->mode & 07777);
 	}
 }
 
@@ -1317,7 +1390,6 @@ static char *resolve_relative(const char *base_file, const char *path)
 static void finish(struct loader *ld)
 {
 	struct shim_config *cfg = CFG;
-	const char *file = ld->file;
 
 	if (cfg->shim_id == NULL) {
 		msg(ld, 0, 0, "missing required key 'shim.id'");
@@ -1370,7 +1442,7 @@ static void finish(struct loader *ld)
 		}
 	}
 	if (cfg->secrets_inline) {
-		check_secret_mode(ld, file);
+		check_secret_mode(ld);
 	}
 }
 
@@ -1378,9 +1450,12 @@ static int load_techs_file(struct loader *ld)
 {
 	struct shim_config *cfg = CFG;
 	const char *saved = ld->file;
+	int saved_have = ld->have_mode;
+	unsigned saved_mode = ld->mode;
 	char *path;
 	uint8_t *buf = NULL;
 	size_t len;
+	unsigned mode = 0;
 	int rc;
 
 	path = resolve_relative(cfg->file, cfg->technicians_file);
@@ -1389,7 +1464,7 @@ static int load_techs_file(struct loader *ld)
 	}
 	free(cfg->technicians_file);
 	cfg->technicians_file = path;
-	rc = shim_read_file(path, MAX_CONFIG_BYTES, &buf, &len);
+	rc = shim_read_file_opt(path, MAX_CONFIG_BYTES, 0, &buf, &len, &mode);
 	if (rc == SHIM_ENOENT) {
 		/* A technicians file not yet written: enrolment creates it. */
 		return 0;
@@ -1401,24 +1476,32 @@ static int load_techs_file(struct loader *ld)
 		return -1;
 	}
 	ld->in_techs_file = 1;
+	ld->have_mode = 1;
+	ld->mode = mode;
 	rc = load_doc(ld, (const char *)buf, len, techs_file_keys);
 	if (cfg->ntechs > 0) {
-		check_secret_mode(ld, path);
+		check_secret_mode(ld);
 	}
 	ld->in_techs_file = 0;
 	ld->file = saved;
+	ld->have_mode = saved_have;
+	ld->mode = saved_mode;
 	shim_memzero(buf, len);
 	free(buf);
 	return rc;
 }
 
-int shim_config_load_buffer(struct shim_config *cfg, const char *name,
-			    const char *buf, size_t len,
-			    struct shim_config_diag *diag)
+static int load_common(struct shim_config *cfg, const char *name,
+		       const char *buf, size_t len, const unsigned *mode,
+		       struct shim_config_diag *diag)
 {
 	struct loader ld;
 
 	memset(&ld, 0, sizeof(ld));
+	if (mode != NULL) {
+		ld.have_mode = 1;
+		ld.mode = *mode;
+	}
 	shim_config_defaults(cfg);
 	cfg->file = strdup(name);
 	ld.cfg = cfg;
@@ -1433,14 +1516,22 @@ int shim_config_load_buffer(struct shim_config *cfg, const char *name,
 	return diag->errors == 0 ? 0 : SHIM_EINVAL;
 }
 
+int shim_config_load_buffer(struct shim_config *cfg, const char *name,
+			    const char *buf, size_t len,
+			    struct shim_config_diag *diag)
+{
+	return load_common(cfg, name, buf, len, NULL, diag);
+}
+
 int shim_config_load(struct shim_config *cfg, const char *path,
 		     struct shim_config_diag *diag)
 {
 	uint8_t *buf = NULL;
 	size_t len;
+	unsigned mode = 0;
 	int rc;
 
-	rc = shim_read_file(path, MAX_CONFIG_BYTES, &buf, &len);
+	rc = shim_read_file_opt(path, MAX_CONFIG_BYTES, 0, &buf, &len, &mode);
 	if (rc != 0) {
 		shim_config_defaults(cfg);
 		cfg->file = strdup(path);
@@ -1452,7 +1543,7 @@ int shim_config_load(struct shim_config *cfg, const char *path,
 		}
 		return SHIM_EINVAL;
 	}
-	rc = shim_config_load_buffer(cfg, path, (const char *)buf, len, diag);
+	rc = load_common(cfg, path, (const char *)buf, len, &mode, diag);
 	shim_memzero(buf, len);
 	free(buf);
 	return rc;
@@ -1589,6 +1680,7 @@ void shim_config_free(struct shim_config *cfg)
 		free(cfg->sensors[i].path);
 		free(cfg->sensors[i].chip);
 	}
+	free(cfg->device_logout);
 	free(cfg->reset_authority_public_key);
 	free(cfg->siem_host);
 	free(cfg->siem_server_name);

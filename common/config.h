@@ -34,6 +34,13 @@ enum shim_on_failure {
 	SHIM_ON_FAILURE_STOP,
 };
 
+enum shim_device_reset {
+	SHIM_DEVICE_RESET_NONE = 0, /* nothing at session end */
+	SHIM_DEVICE_RESET_DTR,      /* DTR held low for device_reset_hold s */
+};
+
+#define SHIM_DEVICE_LOGOUT_MAX 256
+
 enum shim_sensor_type {
 	SHIM_SENSOR_FILE = 0,
 	SHIM_SENSOR_GPIO,
@@ -57,8 +64,6 @@ struct shim_sensor_cfg {
 	int line_no;      /* config line, for messages */
 };
 
-enum shim_device_reset { SHIM_DEVICE_RESET_NONE = 0, SHIM_DEVICE_RESET_DTR };
-
 struct shim_config {
 	char *file;                 /* path it was read from */
 
@@ -80,7 +85,8 @@ struct shim_config {
 	/* storage: */
 	char *storage_root;
 	uint64_t max_bytes;         /* 0 = no limit */
-	uint64_t min_free_bytes;
+	uint64_t min_free_bytes;    /* used when min_free_explicit */
+	int min_free_explicit;      /* 0: the default reserve (docs) */
 	uint32_t retention_days;
 
 	/* recording: */
@@ -93,10 +99,13 @@ struct shim_config {
 	double idle_timeout;
 	double max_duration;
 	double reconnect_grace;
-	uint8_t *device_logout;
-	size_t device_logout_len;
+	uint8_t *device_logout;     /* sent to the device at session end */
+	size_t device_logout_len;   /* 0 = nothing (device_logout NULL) */
 	enum shim_device_reset device_reset;
-	double device_reset_hold;
+	double device_reset_hold;   /* seconds DTR is held low */
+
+	/* clock: (seconds) */
+	double clock_max_jump;      /* wall vs trusted clock disagreement */
 
 	/* tamper: */
 	double heartbeat_period;

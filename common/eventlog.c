@@ -211,7 +211,7 @@ static uint64_t audit_tail_seq(const char *path)
 	int fd;
 	char *p;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		return 0;
 	}
@@ -256,7 +256,8 @@ static int audit_open(struct shim_eventlog *el)
 	struct stat st;
 
 	el->audit_fd = open(el->audit_path,
-			    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+			    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+			    0640);
 	if (el->audit_fd < 0) {
 		return shim_err_from_errno(errno);
 	}
@@ -404,9 +405,18 @@ static void oplog(struct shim_eventlog *el, int level, const char *fmt, ...)
 
 /* ---- emitting ---------------------------------------------------------- */
 
+/* The core marks tamper, emergency_stop and break-glass events; a
+ * recording that failed is an alert too: the session goes on without
+ * (part of) its audit trail. */
+static int is_priority(const struct shim_event *ev)
+{
+	return ev->priority ||
+	       strncmp(ev->name, "recording_failed", SHIM_EVENT_NAME_MAX) == 0;
+}
+
 static enum shim_spool_lane lane_of(const struct shim_event *ev)
 {
-	if (ev->priority) {
+	if (is_priority(ev)) {
 		return SHIM_LANE_PRIORITY;
 	}
 	if (strncmp(ev->name, "heartbeat", SHIM_EVENT_NAME_MAX) == 0) {
@@ -491,7 +501,7 @@ int shim_eventlog_emit(struct shim_eventlog *el, struct shim_event *ev)
 	}
 	gen = ++el->write_gen;
 	pthread_cond_signal(&el->cv_flush);
-	if (ev->priority) {
+	if (is_priority(ev)) {
 		/* Alerts are on disk before the caller goes on. */
 		rc2 = wait_durable(el, gen, PRIORITY_WAIT_MS);
 		if (rc2 != 0 && rc == 0) {
@@ -1165,7 +1175,8 @@ int shim_eventlog_open(struct shim_eventlog **out,
 			rc = SHIM_ENOMEM;
 			goto fail;
 		}
-		el->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		el->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW |
+					       O_CLOEXEC, 0600);
 		free(lock);
 		if (el->lock_fd < 0) {
 			rc = shim_err_from_errno(errno);

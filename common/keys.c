@@ -64,7 +64,7 @@ int shim_keys_generate(const char *priv_path, const char *pub_path,
 	int rc = SHIM_ECRYPTO;
 
 	mbedtls_pk_init(&pk);
-	if (stat(priv_path, &st) == 0) {
+	if (lstat(priv_path, &st) == 0) {
 		rc = SHIM_EEXIST;
 		goto out;
 	}
@@ -107,9 +107,10 @@ out:
 
 /* Reads a PEM file into a NUL-terminated buffer (mbedTLS wants the NUL
  * counted in the length). */
-static int read_pem(const char *path, uint8_t **buf, size_t *len)
+static int read_pem(const char *path, unsigned flags, uint8_t **buf,
+		    size_t *len)
 {
-	int rc = shim_read_file(path, KEY_FILE_MAX, buf, len);
+	int rc = shim_read_file_opt(path, KEY_FILE_MAX, flags, buf, len, NULL);
 
 	if (rc != 0) {
 		return rc;
@@ -118,7 +119,8 @@ static int read_pem(const char *path, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-int shim_keys_load_public(const char *path, uint8_t pub[SHIM_P256_PUB_LEN])
+static int load_public(const char *path, unsigned flags,
+		       uint8_t pub[SHIM_P256_PUB_LEN])
 {
 	mbedtls_pk_context pk;
 	uint8_t *buf = NULL;
@@ -126,7 +128,7 @@ int shim_keys_load_public(const char *path, uint8_t pub[SHIM_P256_PUB_LEN])
 	int rc;
 
 	mbedtls_pk_init(&pk);
-	rc = read_pem(path, &buf, &len);
+	rc = read_pem(path, flags, &buf, &len);
 	if (rc != 0) {
 		goto out;
 	}
@@ -149,6 +151,11 @@ out:
 	}
 	mbedtls_pk_free(&pk);
 	return rc;
+}
+
+int shim_keys_load_public(const char *path, uint8_t pub[SHIM_P256_PUB_LEN])
+{
+	return load_public(path, 0, pub);
 }
 
 int shim_keys_pub_pem(const uint8_t pub[SHIM_P256_PUB_LEN], char *out,
@@ -186,7 +193,7 @@ int shim_keys_load_private(const char *path, struct shim_privkey **out)
 	int rc;
 
 	*out = NULL;
-	rc = read_pem(path, &buf, &len);
+	rc = read_pem(path, 0, &buf, &len);
 	if (rc != 0) {
 		goto out;
 	}
@@ -306,7 +313,7 @@ int shim_keys_ensure_identity(const struct shim_config *cfg)
 	if (path == NULL) {
 		return SHIM_ENOMEM;
 	}
-	if (stat(path, &st) == 0) {
+	if (lstat(path, &st) == 0) {
 		rc = 0;
 	} else {
 		rc = shim_keys_generate(path, NULL, NULL, NULL);
@@ -337,8 +344,9 @@ int shim_keys_recording_public(const struct shim_config *cfg,
 		rc = SHIM_ENOMEM;
 		goto out;
 	}
-	if (stat(priv, &st) == 0) {
-		rc = shim_keys_load_public(priv, pub);
+	if (lstat(priv, &st) == 0) {
+		/* under the storage root: never through a link */
+		rc = load_public(priv, SHIM_READ_NOFOLLOW, pub);
 	} else {
 		rc = shim_keys_generate(priv, pubp, pub, NULL);
 	}
@@ -374,9 +382,15 @@ int shim_sha256_file_hex(const char *path, char hex[65])
 	close(fd);
 	mbedtls_sha256_finish_ret(&c, d);
 	mbedtls_sha256_free(&c);
+	/* The file may be the configuration with its TOTP secrets: what
+	 * was read of it does not stay on the stack. */
+	shim_memzero(buf, sizeof(buf));
+	shim_memzero(&c, sizeof(c));
 	if (rc != 0) {
+		shim_memzero(d, sizeof(d));
 		return rc;
 	}
 	shim_hex_encode(d, sizeof(d), hex);
+	shim_memzero(d, sizeof(d));
 	return 0;
 }

@@ -38,6 +38,14 @@
 #define RECORD_TARGET 32768
 /* Free space below which no session starts, whatever the config says. */
 #define FREE_FLOOR (64u * 1024)
+/* The default reserve (storage.min_free_bytes not set): a fixed part,
+ * for the rest of the system (logs, the event spool, state blobs) ... */
+#define RESERVE_FIXED (64ull * 1024 * 1024)
+/* ... plus 1/20 of the filesystem, at most RESERVE_FRACTION_MAX ... */
+#define RESERVE_FRACTION 20u
+#define RESERVE_FRACTION_MAX (1024ull * 1024 * 1024)
+/* ... and never less than one session of session.max_duration at the
+ * serial line rates, both ways, with the record overhead (1/8). */
 /* Stack of the writer thread: records are built in heap buffers; the
  * deepest use is mbedTLS (ECDH, signing), a few KiB. */
 #define WRITER_STACK (256u * 1024)
@@ -115,6 +123,13 @@ struct shim_recorder {
 	int64_t pending_since; /* monotonic ms of the oldest unsynced byte */
 	int over_budget;
 	int idle_work;         /* make the next key material (under mu) */
+
+	/* retention (under mu): deletion only against a trusted time */
+	int64_t trusted_s;     /* Unix seconds from the daemon; 0 = none */
+	int prune_req;         /* a trusted time came: prune when idle */
+	void (*on_deleted)(void *arg, const char *name, int64_t started_s);
+	void *deleted_arg;
+	pthread_mutex_t prune_mu; /* one pruning pass at a time */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -213,7 +228,8 @@ static uint64_t scan_usage(const char *dir)
 		if (de->d_name[0] == '.') {
 			continue;
 		}
-		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
 		    S_ISREG(st.st_mode)) {
 			total += (uint64_t)st.st_size;
 		}
@@ -222,18 +238,35 @@ static uint64_t scan_usage(const char *dir)
 	return total;
 }
 
+/* Retention. The age of a recording is the time in its name against the
+ * trusted time the daemon gives (shim_recorder_set_trusted_time), never
+ * the wall clock alone: one start with the clock set far ahead must not
+ * delete every recording. Without a trusted time nothing is deleted. */
 static void prune(struct shim_recorder *r)
 {
-	int64_t now = r->port->clock.wall_ns(r->port->clock.ctx) / 1000000000;
 	int64_t keep = (int64_t)r->cfg->retention_days * 86400;
+	int64_t now;
+	void (*cb)(void *, const char *, int64_t);
+	void *cb_arg;
 	DIR *d;
 	struct dirent *de;
 
 	if (r->cfg->retention_days == 0) {
 		return;
 	}
+	pthread_mutex_lock(&r->prune_mu);
+	pthread_mutex_lock(&r->mu);
+	now = r->trusted_s;
+	cb = r->on_deleted;
+	cb_arg = r->deleted_arg;
+	pthread_mutex_unlock(&r->mu);
+	if (now <= 0) {
+		pthread_mutex_unlock(&r->prune_mu);
+		return;
+	}
 	d = opendir(r->sessions_dir);
 	if (d == NULL) {
+		pthread_mutex_unlock(&r->prune_mu);
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -246,16 +279,25 @@ static void prune(struct shim_recorder *r)
 		    id_time(de->d_name, &t) != 0 || now - t <= keep) {
 			continue;
 		}
-		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
 		    unlinkat(dirfd(d), de->d_name, 0) == 0) {
 			pthread_mutex_lock(&r->mu);
 			r->storage_used -= r->storage_used >= (uint64_t)st.st_size
 						   ? (uint64_t)st.st_size
 						   : r->storage_used;
 			pthread_mutex_unlock(&r->mu);
+			rec_log("retention: deleted %s (%llu bytes): older than "
+				"%u days by the trusted clock", de->d_name,
+				(unsigned long long)st.st_size,
+				r->cfg->retention_days);
+			if (cb != NULL) {
+				cb(cb_arg, de->d_name, t);
+			}
 		}
 	}
 	closedir(d);
+	pthread_mutex_unlock(&r->prune_mu);
 }
 
 /* ---- recovery ------------------------------------------------------------- */
@@ -290,7 +332,10 @@ static void keep_tail(int fd, uint64_t from, const char *path)
 	ssize_t n;
 	off_t off = (off_t)from;
 
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A name left from before is replaced, never written through. */
+	unlink(path);
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		   0600);
 	if (out < 0) {
 		return;
 	}
@@ -329,7 +374,7 @@ static int recover_one(struct shim_recorder *r, const char *name,
 		rc = SHIM_ENOMEM;
 		goto out;
 	}
-	fd = open(part, O_RDWR | O_CLOEXEC);
+	fd = open(part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		rc = shim_err_from_errno(errno);
 		goto out;
@@ -494,7 +539,9 @@ static void load_last_head(struct shim_recorder *r)
 
 		if (!has_suffix(de->d_name, ".rec") ||
 		    strlen(de->d_name) >= sizeof(best) ||
-		    fstatat(dirfd(d), de->d_name, &fs, 0) != 0) {
+		    fstatat(dirfd(d), de->d_name, &fs, AT_SYMLINK_NOFOLLOW) !=
+			    0 ||
+		    !S_ISREG(fs.st_mode)) {
 			continue;
 		}
 		if (best[0] == '\0' || fs.st_mtim.tv_sec > newest.tv_sec ||
@@ -509,7 +556,7 @@ static void load_last_head(struct shim_recorder *r)
 		return;
 	}
 	path = session_path(r, best, "");
-	fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	fd = path != NULL ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	free(path);
 	if (fd < 0) {
 		return;
@@ -854,10 +901,18 @@ static void *writer_main(void *arg)
 		}
 		if (r->qused == 0 && !r->end_req && !r->stop &&
 		    (deadline < 0 || now_ms() < deadline)) {
-			if (r->idle_work && !r->session_open) {
+			if ((r->idle_work || r->prune_req) &&
+			    !r->session_open) {
+				int work = r->idle_work;
+
 				r->idle_work = 0;
+				r->prune_req = 0;
 				pthread_mutex_unlock(&r->mu);
-				prepare_next(r);
+				if (work) {
+					prepare_next(r); /* prunes too */
+				} else {
+					prune(r);
+				}
 				pthread_mutex_lock(&r->mu);
 				continue;
 			}
@@ -957,6 +1012,7 @@ static void recorder_free(struct shim_recorder *r)
 	free(r->item);
 	free(r->sessions_dir);
 	shim_memzero(r->pre_shared, sizeof(r->pre_shared));
+	pthread_mutex_destroy(&r->prune_mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->done);
@@ -993,6 +1049,7 @@ int shim_recorder_open(struct shim_recorder **out,
 	r->efd = -1;
 	r->pending_since = -1;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->prune_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->wake, &ca);
@@ -1031,7 +1088,8 @@ int shim_recorder_open(struct shim_recorder **out,
 		goto fail;
 	}
 	r->storage_used = scan_usage(r->sessions_dir);
-	prune(r);
+	/* No retention here: no trusted time yet (it comes from the daemon,
+	 * and the writer prunes when it does). */
 	load_last_head(r);
 	r->idle_work = 1;
 	{
@@ -1057,6 +1115,63 @@ fail:
 int shim_recorder_local_custody(struct shim_recorder *r)
 {
 	return r->local_custody;
+}
+
+void shim_recorder_set_trusted_time(struct shim_recorder *r, int64_t unix_s)
+{
+	if (r == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->trusted_s = unix_s > 0 ? unix_s : 0;
+	if (r->trusted_s > 0 && r->cfg->retention_days != 0) {
+		/* pruned by the writer when no session is open: the
+		 * caller's loop never waits for the disk */
+		r->prune_req = 1;
+		if (r->wstate == W_IDLE) {
+			pthread_cond_signal(&r->wake);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void shim_recorder_set_on_deleted(struct shim_recorder *r,
+				  void (*fn)(void *arg, const char *name,
+					     int64_t started_s),
+				  void *arg)
+{
+	if (r == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->on_deleted = fn;
+	r->deleted_arg = arg;
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The free space no session may start below. */
+static uint64_t reserve_bytes(const struct shim_recorder *r,
+			      const struct statvfs *sv)
+{
+	const struct shim_config *c = r->cfg;
+	uint64_t fs, part, line, dur;
+
+	if (c->min_free_explicit) {
+		return c->min_free_bytes > FREE_FLOOR ? c->min_free_bytes
+						      : FREE_FLOOR;
+	}
+	fs = (uint64_t)sv->f_blocks * (uint64_t)sv->f_frsize;
+	part = fs / RESERVE_FRACTION;
+	if (part > RESERVE_FRACTION_MAX) {
+		part = RESERVE_FRACTION_MAX;
+	}
+	/* 10 bits a byte on the line (start, 8 data, stop) */
+	dur = c->max_duration > 0 && c->max_duration < 1e7
+		      ? (uint64_t)c->max_duration : 28800u;
+	line = ((uint64_t)c->tech_serial.baud + (uint64_t)c->dev_serial.baud) /
+	       10u * dur;
+	line += line / 8;
+	return RESERVE_FIXED + part > line ? RESERVE_FIXED + part : line;
 }
 
 static int can_start(struct shim_recorder *r);
@@ -1091,8 +1206,7 @@ static int can_start(struct shim_recorder *r)
 	/* Below the floor even the header and footer of a session may not
 	 * fit, whatever min_free_bytes says. */
 	if ((uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize <
-	    (r->cfg->min_free_bytes > FREE_FLOOR ? r->cfg->min_free_bytes
-						  : FREE_FLOOR)) {
+	    reserve_bytes(r, &sv)) {
 		return SHIM_ENOSPC;
 	}
 	return 0;
@@ -1193,8 +1307,8 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 		rc = SHIM_ENOMEM;
 		goto out;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
-		  0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW |
+				O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = shim_err_from_errno(errno);
 		goto out;

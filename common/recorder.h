@@ -43,8 +43,31 @@ int shim_recorder_open(struct shim_recorder **out,
 					    uint64_t records),
 		       void *arg);
 
+/* Gives the recorder the time it may trust (Unix seconds; 0 = none), from
+ * the daemon's clock-trust mechanism; call it again as that time goes on.
+ * Retention and the pruning a full storage budget asks for delete only
+ * recordings older than retention_days by this time; until one is given
+ * (the initial value) nothing is deleted, whatever the wall clock says.
+ * Thread-safe; never waits for the disk: the writer thread prunes when no
+ * session is open. */
+void shim_recorder_set_trusted_time(struct shim_recorder *r, int64_t unix_s);
+
+/* fn (may be NULL) is called for each recording file retention deletes,
+ * with its name ("<session id>.rec", or a damaged file kept beside it)
+ * and the start time in its name. Each deletion is also logged. Called
+ * from the recorder's writer thread or from the thread in
+ * shim_recorder_can_start()/shim_recorder_begin(), with no recorder lock
+ * held; fn must not call back into the recorder. */
+void shim_recorder_set_on_deleted(struct shim_recorder *r,
+				  void (*fn)(void *arg, const char *name,
+					     int64_t started_s),
+				  void *arg);
+
 /* SHIM_OK when a new session may start; SHIM_ENOSPC when the storage
- * budget (max_bytes, min_free_bytes) forbids it. */
+ * budget (max_bytes, and the free-space reserve: storage.min_free_bytes,
+ * or by default 64 MiB + 1/20 of the filesystem (at most 1 GiB), and at
+ * least one session.max_duration of traffic at the line rates) forbids
+ * it. */
 int shim_recorder_can_start(struct shim_recorder *r);
 
 /* Starts a session for a technician: creates its file and writes the

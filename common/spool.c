@@ -79,31 +79,17 @@ static char *seg_path(const struct shim_spool *sp, int lane, uint64_t seg)
 	return p;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+/* truncate(2) follows a link; this cuts only the file itself. */
+static int truncate_nofollow(const char *path, off_t len)
 {
-	char *tmp = strdup(path);
-	char *p;
-	int rc = 0;
+	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
 
-	if (tmp == NULL) {
-		return SHIM_ENOMEM;
+	if (fd < 0) {
+		return -1;
 	}
-	for (p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/') {
-			continue;
-		}
-		*p = '\0';
-		if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
-			rc = shim_err_from_errno(errno);
-			goto out;
-		}
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
-		rc = shim_err_from_errno(errno);
-	}
-out:
-	free(tmp);
+	rc = ftruncate(fd, len);
+	close(fd);
 	return rc;
 }
 
@@ -223,7 +209,7 @@ static int load_cursor(struct shim_spool *sp)
 	int fd, i;
 
 	snprintf(path, sizeof(path), "%s/cursor", sp->dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		return errno == ENOENT ? 0 : shim_err_from_errno(errno);
 	}
@@ -285,7 +271,11 @@ static int create_segment(struct shim_spool *sp, int lane, uint64_t seg,
 	if (path == NULL) {
 		return SHIM_ENOMEM;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Rewritten as a new file: a name planted before is replaced,
+	 * never written through. */
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	free(path);
 	if (fd < 0) {
 		return shim_err_from_errno(errno);
@@ -311,7 +301,7 @@ static int slurp(const char *path, uint8_t **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		return shim_err_from_errno(errno);
 	}
@@ -455,14 +445,14 @@ static int recover_lane(struct shim_spool *sp, int lane)
 		} else {
 			if (corrupt || (uint64_t)end != len) {
 				sp->corrupt++;
-				if (truncate(path, (off_t)end) != 0) {
+				if (truncate_nofollow(path, (off_t)end) != 0) {
 					free(path);
 					return shim_err_from_errno(errno);
 				}
 			}
 			if (seg == hi) {
 				ln->wfd = open(path, O_WRONLY | O_APPEND |
-						     O_CLOEXEC);
+						     O_NOFOLLOW | O_CLOEXEC);
 				if (ln->wfd < 0) {
 					rc = shim_err_from_errno(errno);
 					free(path);
@@ -511,7 +501,7 @@ int shim_spool_open(struct shim_spool **out, const char *dir,
 	if (sp->seg_max > 4 * 1024 * 1024 || max_bytes == 0) {
 		sp->seg_max = 4 * 1024 * 1024;
 	}
-	rc = mkdir_p(dir, 0700);
+	rc = shim_mkdir_p(dir, 0700);
 	if (rc != 0) {
 		goto fail;
 	}
@@ -596,7 +586,7 @@ static int lane_rfd(struct shim_spool *sp, int lane, uint64_t seg)
 	if (path == NULL) {
 		return SHIM_ENOMEM;
 	}
-	ln->rfd = open(path, O_RDONLY | O_CLOEXEC);
+	ln->rfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	free(path);
 	if (ln->rfd < 0) {
 		return shim_err_from_errno(errno);
@@ -990,17 +980,17 @@ int shim_spool_checkpoint_begin(struct shim_spool *sp,
 
 int shim_spool_checkpoint_write(struct shim_spool_ckpt *c)
 {
-	char path[4096], tmp[4096];
+	char path[4096], prefix[4096], tmp[4096];
 	int fd, rc;
 
 	if (!c->needed) {
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/cursor", c->dir);
-	snprintf(tmp, sizeof(tmp), "%s/cursor.tmp", c->dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(prefix, sizeof(prefix), "%s/cursor.tmp", c->dir);
+	fd = shim_create_temp(prefix, tmp, sizeof(tmp), 0600);
 	if (fd < 0) {
-		return c->rc = shim_err_from_errno(errno);
+		return c->rc = fd;
 	}
 	rc = shim_write_all(fd, c->buf, CURSOR_LEN);
 	if (rc == 0 && fdatasync(fd) != 0) {
@@ -1009,6 +999,9 @@ int shim_spool_checkpoint_write(struct shim_spool_ckpt *c)
 	close(fd);
 	if (rc == 0 && rename(tmp, path) != 0) {
 		rc = shim_err_from_errno(errno);
+	}
+	if (rc != 0) {
+		unlink(tmp);
 	}
 	if (rc == 0) {
 		rc = shim_fsync_dir(c->dir);

@@ -1685,24 +1685,50 @@ static void on_recovered(void *arg, const char *session_id, uint64_t records)
 	}
 }
 
+/* The storage root must be ours alone before anything is written in it:
+ * with a directory others may write to, a link planted there would make
+ * shimd write through it to a file elsewhere. Logs the reason. */
 static int check_storage(const char *root)
 {
-	char probe[4096];
-	int fd, n;
+	char why[640];
+	int fd, rc;
 
-	if (shim_mkdir_p(root, 0700) < 0) {
-		return SHIM_EACCES;
+	rc = shim_mkdir_p(root, 0700);
+	if (rc < 0) {
+		log_err("storage %s is not writable: cannot create it: %s", root,
+			shim_strerror(rc));
+		return rc;
 	}
-	n = snprintf(probe, sizeof(probe), "%s/.shimd-write-test", root);
-	if (n < 0 || (size_t)n >= sizeof(probe)) {
-		return SHIM_EINVAL;
+	rc = shim_storage_check(root, why, sizeof(why));
+	if (rc < 0) {
+		log_err("%s", why);
+		return rc;
 	}
-	fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Writable? An unnamed file: nothing to plant a link for. */
+	fd = open(root, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR) {
+		rc = shim_err_from_errno(errno);
+		log_err("storage %s is not writable: %s", root,
+			shim_strerror(rc));
+		return rc;
+	}
 	if (fd < 0) {
-		return SHIM_EACCES;
+		char prefix[4096], probe[4096];
+		int n = snprintf(prefix, sizeof(prefix), "%s/.shimd-write-test",
+				 root);
+
+		if (n < 0 || (size_t)n >= sizeof(prefix)) {
+			return SHIM_EINVAL;
+		}
+		fd = shim_create_temp(prefix, probe, sizeof(probe), 0600);
+		if (fd < 0) {
+			log_err("storage %s is not writable: %s", root,
+				shim_strerror(fd));
+			return fd;
+		}
+		unlink(probe);
 	}
 	close(fd);
-	unlink(probe);
 	return 0;
 }
 
@@ -1735,7 +1761,6 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	}
 	rc = check_storage(d->cfg.storage_root);
 	if (rc < 0) {
-		log_err("storage %s is not writable", d->cfg.storage_root);
 		return rc;
 	}
 	/* One shimd per storage root: a second one would recover (seal) the
@@ -1743,7 +1768,8 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	{
 		char *lock = shim_config_path(&d->cfg, "shimd.lock");
 
-		d->lock_fd = lock ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600) :
+		d->lock_fd = lock ? open(lock, O_RDWR | O_CREAT | O_NOFOLLOW |
+						 O_CLOEXEC, 0600) :
 				    -1;
 		free(lock);
 		if (d->lock_fd < 0) {

@@ -251,13 +251,28 @@ void shim__linux_crypto_ops(struct shim_linux_port *lp)
 int shim_linux_port_load_identity(struct shim_linux_port *lp, const char *path)
 {
 	mbedtls_pk_context *pk;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
 
 	pk = calloc(1, sizeof(*pk));
 	if (pk == NULL) {
 		return SHIM_ENOMEM;
 	}
 	mbedtls_pk_init(pk);
-	if (mbedtls_pk_parse_keyfile(pk, path, NULL) != 0) {
+	/* The identity key lives in the storage: never read through a
+	 * link planted there. */
+	rc = shim_read_file_opt(path, 16384, SHIM_READ_NOFOLLOW, &buf, &len,
+				NULL);
+	if (rc != 0) {
+		free(pk);
+		return rc;
+	}
+	/* mbedTLS wants a PEM's NUL counted in the length. */
+	rc = mbedtls_pk_parse_key(pk, buf, len + 1, NULL, 0);
+	shim_memzero(buf, len);
+	free(buf);
+	if (rc != 0) {
 		mbedtls_pk_free(pk);
 		free(pk);
 		return SHIM_ECRYPTO;

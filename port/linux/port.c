@@ -3,9 +3,11 @@
  */
 #include "port_linux.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util.h"
 
 int shim_err_from_errno(int e)
 {
@@ -105,6 +109,7 @@ int shim_mkdir_p(const char *path, unsigned mode)
 {
 	char tmp[PATH_MAX];
 	size_t len = strlen(path);
+	struct stat st;
 	size_t i;
 
 	if (len == 0 || len >= sizeof(tmp)) {
@@ -122,7 +127,197 @@ int shim_mkdir_p(const char *path, unsigned mode)
 			tmp[i] = c;
 		}
 	}
+	/* mkdir() says EEXIST for a symbolic link too: the directory that
+	 * files are then created in must be the real one. */
+	if (lstat(path, &st) != 0) {
+		return shim_err_from_errno(errno);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		return SHIM_EACCES;
+	}
 	return 0;
+}
+
+/* ---- storage trust --------------------------------------------------- */
+
+static void owner_name(uid_t uid, char *out, size_t cap)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
+		snprintf(out, cap, "%s (uid %lu)", res->pw_name,
+			 (unsigned long)uid);
+	} else {
+		snprintf(out, cap, "uid %lu", (unsigned long)uid);
+	}
+}
+
+static int distrust(char *why, size_t cap, const char *path,
+		    const struct stat *st, const char *problem)
+{
+	char owner[128], me[128];
+
+	owner_name(st->st_uid, owner, sizeof(owner));
+	owner_name(geteuid(), me, sizeof(me));
+	snprintf(why, cap,
+		 "storage %s: %s (owner %s, mode %04o); it must be a directory "
+		 "owned by %s and not writable by group or others", path,
+		 problem, owner, (unsigned)(st->st_mode & 07777), me);
+	return SHIM_EACCES;
+}
+
+/* The root and each directory below it: ours, not group/other-writable;
+ * no symbolic links anywhere (a link is how a file outside the storage
+ * would be reached). fd is an open directory; it is closed here. */
+static int check_tree(int fd, char *path, size_t plen, size_t pcap, int depth,
+		      char *why, size_t cap)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if (fstat(fd, &st) != 0) {
+		rc = shim_err_from_errno(errno);
+		snprintf(why, cap, "storage %s: %s", path, shim_strerror(rc));
+		close(fd);
+		return rc;
+	}
+	if (st.st_uid != geteuid()) {
+		close(fd);
+		return distrust(why, cap, path, &st,
+				"owned by another user");
+	}
+	if ((st.st_mode & 022) != 0) {
+		close(fd);
+		return distrust(why, cap, path, &st,
+				"writable by group or others");
+	}
+	if (depth > 8) {
+		close(fd);
+		return distrust(why, cap, path, &st, "nested too deep");
+	}
+	d = fdopendir(fd);
+	if (d == NULL) {
+		rc = shim_err_from_errno(errno);
+		snprintf(why, cap, "storage %s: %s", path, shim_strerror(rc));
+		close(fd);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		size_t n;
+		int sub;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0) {
+			continue;
+		}
+		n = strlen(de->d_name);
+		if (plen + 1 + n >= pcap) {
+			snprintf(why, cap, "storage %s: path too long", path);
+			rc = SHIM_EINVAL;
+			break;
+		}
+		path[plen] = '/';
+		memcpy(path + plen + 1, de->d_name, n + 1);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
+		    0) {
+			if (errno != ENOENT) {
+				rc = shim_err_from_errno(errno);
+				snprintf(why, cap, "storage %s: %s", path,
+					 shim_strerror(rc));
+			}
+		} else if (S_ISLNK(st.st_mode)) {
+			rc = distrust(why, cap, path, &st,
+				      "is a symbolic link");
+		} else if (S_ISDIR(st.st_mode)) {
+			sub = openat(dirfd(d), de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+			if (sub < 0) {
+				rc = shim_err_from_errno(errno);
+				snprintf(why, cap, "storage %s: %s", path,
+					 shim_strerror(rc));
+			} else {
+				rc = check_tree(sub, path, plen + 1 + n, pcap,
+						depth + 1, why, cap);
+			}
+		}
+		path[plen] = '\0';
+	}
+	closedir(d);
+	return rc;
+}
+
+int shim_storage_check(const char *root, char *why, size_t cap)
+{
+	char path[PATH_MAX];
+	size_t len, i;
+	struct stat st;
+	int fd;
+
+	if (why == NULL || cap == 0) {
+		return SHIM_EINVAL;
+	}
+	why[0] = '\0';
+	if (root == NULL || root[0] == '\0' ||
+	    (len = strlen(root)) >= sizeof(path)) {
+		snprintf(why, cap, "storage: no usable storage root");
+		return SHIM_EINVAL;
+	}
+	memcpy(path, root, len + 1);
+	while (len > 1 && path[len - 1] == '/') {
+		path[--len] = '\0';
+	}
+	/* Above the root: whoever may write there may swap the root. */
+	for (i = 1; i < len; i++) {
+		if (path[i] != '/') {
+			continue;
+		}
+		path[i] = '\0';
+		if (stat(path, &st) != 0) {
+			int rc = shim_err_from_errno(errno);
+
+			snprintf(why, cap, "storage %s: %s", path,
+				 shim_strerror(rc));
+			return rc;
+		}
+		if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0)) {
+			char owner[128], me[128];
+
+			owner_name(st.st_uid, owner, sizeof(owner));
+			owner_name(geteuid(), me, sizeof(me));
+			snprintf(why, cap,
+				 "storage %s (above the root %s): owner %s, "
+				 "mode %04o; it must be owned by root or %s and "
+				 "not writable by group or others unless sticky",
+				 path, root, owner,
+				 (unsigned)(st.st_mode & 07777), me);
+			return SHIM_EACCES;
+		}
+		path[i] = '/';
+	}
+	if (lstat(path, &st) != 0) {
+		int rc = shim_err_from_errno(errno);
+
+		snprintf(why, cap, "storage %s: %s", path, shim_strerror(rc));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		return distrust(why, cap, path, &st,
+				S_ISLNK(st.st_mode) ? "is a symbolic link"
+						    : "is not a directory");
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int rc = shim_err_from_errno(errno);
+
+		snprintf(why, cap, "storage %s: %s", path, shim_strerror(rc));
+		return rc;
+	}
+	return check_tree(fd, path, len, sizeof(path), 0, why, cap);
 }
 
 int shim_fsync_dir(const char *dir)
@@ -180,25 +375,57 @@ int shim_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int shim_create_temp(const char *prefix, char *out, size_t cap, unsigned mode)
+{
+	uint8_t rnd[8];
+	char hex[17];
+	int attempt, fd, rc;
+
+	for (attempt = 0; attempt < 8; attempt++) {
+		rc = shim_linux_random(rnd, sizeof(rnd));
+		if (rc != 0) {
+			return rc;
+		}
+		shim_hex_encode(rnd, sizeof(rnd), hex);
+		if (snprintf(out, cap, "%s.%s", prefix, hex) >= (int)cap) {
+			return SHIM_EINVAL;
+		}
+		fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				       O_CLOEXEC, (mode_t)mode);
+		if (fd < 0 && errno == EEXIST) {
+			continue;
+		}
+		if (fd < 0) {
+			return shim_err_from_errno(errno);
+		}
+		/* The mode given to open() is masked by the umask; secrets
+		 * must not depend on the caller's umask. */
+		if (fchmod(fd, (mode_t)mode) != 0) {
+			rc = shim_err_from_errno(errno);
+			close(fd);
+			unlink(out);
+			return rc;
+		}
+		return fd;
+	}
+	return SHIM_EEXIST;
+}
+
 int shim_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 			   unsigned mode)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], prefix[PATH_MAX];
 	int fd, rc = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
-	    (int)sizeof(tmp)) {
+	/* A fresh, unguessable name created exclusively: a name planted
+	 * beforehand (a link to a file elsewhere) is never opened. */
+	if (snprintf(prefix, sizeof(prefix), "%s.tmp", path) >=
+	    (int)sizeof(prefix)) {
 		return SHIM_EINVAL;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	fd = shim_create_temp(prefix, tmp, sizeof(tmp), mode);
 	if (fd < 0) {
-		return shim_err_from_errno(errno);
-	}
-	/* The mode given to open() is masked by the umask; secrets must not
-	 * depend on the caller's umask. */
-	if (fchmod(fd, (mode_t)mode) != 0) {
-		rc = shim_err_from_errno(errno);
-		goto fail;
+		return fd;
 	}
 	rc = shim_write_all(fd, buf, len);
 	if (rc != 0) {
@@ -214,6 +441,7 @@ int shim_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 		goto fail;
 	}
 	fd = -1;
+	/* rename() replaces a link at path itself, never its target. */
 	if (rename(tmp, path) != 0) {
 		rc = shim_err_from_errno(errno);
 		goto fail;
@@ -230,6 +458,12 @@ fail:
 int shim_read_file(const char *path, size_t max, uint8_t **out,
 		   size_t *out_len)
 {
+	return shim_read_file_opt(path, max, 0, out, out_len, NULL);
+}
+
+int shim_read_file_opt(const char *path, size_t max, unsigned flags,
+		       uint8_t **out, size_t *out_len, unsigned *mode)
+{
 	int fd, rc = 0;
 	struct stat st;
 	uint8_t *buf = NULL;
@@ -237,13 +471,24 @@ int shim_read_file(const char *path, size_t max, uint8_t **out,
 
 	*out = NULL;
 	*out_len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (mode != NULL) {
+		*mode = 0;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+				(flags & SHIM_READ_NOFOLLOW ? O_NOFOLLOW : 0));
 	if (fd < 0) {
-		return shim_err_from_errno(errno);
+		return errno == ELOOP ? SHIM_EACCES : shim_err_from_errno(errno);
 	}
 	if (fstat(fd, &st) != 0) {
 		rc = shim_err_from_errno(errno);
 		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = SHIM_EINVAL;
+		goto out;
+	}
+	if (mode != NULL) {
+		*mode = (unsigned)(st.st_mode & 07777);
 	}
 	if ((uint64_t)st.st_size > max) {
 		rc = SHIM_ENOSPC;
@@ -312,7 +557,8 @@ static int store_load(void *ctx, const char *name, uint8_t *buf, size_t cap,
 	if (rc != 0) {
 		return rc;
 	}
-	rc = shim_read_file(path, 64u * 1024 * 1024, &data, &n);
+	rc = shim_read_file_opt(path, 64u * 1024 * 1024, SHIM_READ_NOFOLLOW,
+				&data, &n, NULL);
 	if (rc != 0) {
 		return rc;
 	}

@@ -40,12 +40,41 @@ int shim_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 			   unsigned mode);
 
 /* Reads a whole file (at most max bytes) into a malloc'd buffer with a
- * NUL after the data. */
+ * NUL after the data. Follows a symbolic link (configuration files may be
+ * links); storage files are read with shim_read_file_opt(). */
 int shim_read_file(const char *path, size_t max, uint8_t **out,
 		   size_t *out_len);
 
-/* Creates a directory and its parents with mode. */
+/* Flags for shim_read_file_opt(). */
+#define SHIM_READ_NOFOLLOW 1u /* refuse a symbolic link: SHIM_EACCES */
+
+/* Like shim_read_file(); only a regular file is read (anything else is
+ * SHIM_EINVAL). When mode is not NULL it receives the st_mode permission
+ * bits (07777) of the file that was read, taken from the open descriptor,
+ * so the check and the read are of the same file. */
+int shim_read_file_opt(const char *path, size_t max, unsigned flags,
+		       uint8_t **out, size_t *out_len, unsigned *mode);
+
+/* Creates "<prefix>.<16 random hex digits>" with
+ * O_CREAT|O_EXCL|O_NOFOLLOW (never an existing file, never through a
+ * link) and exactly mode (whatever the umask); returns its descriptor
+ * (O_WRONLY, close-on-exec) and puts the name in out. A negative SHIM_E*
+ * on failure. */
+int shim_create_temp(const char *prefix, char *out, size_t cap, unsigned mode);
+
+/* Creates a directory and its parents with mode. The last component must
+ * end up a real directory: a symbolic link or another file there is
+ * refused (SHIM_EACCES). */
 int shim_mkdir_p(const char *path, unsigned mode);
+
+/* Checks that the storage root can be trusted: the root and every
+ * directory below it must be owned by the effective user and not be
+ * writable by group or others, and no symbolic link may be inside it;
+ * each directory above the root must be owned by root or the effective
+ * user and not writable by group or others unless sticky (/tmp).
+ * Returns 0, or a negative SHIM_E* with a one-line reason naming the
+ * path, its owner and mode in why (NUL-terminated, cap > 0). */
+int shim_storage_check(const char *root, char *why, size_t cap);
 
 /* Writes all len bytes to fd, retrying on EINTR and short writes. */
 int shim_write_all(int fd, const void *buf, size_t len);

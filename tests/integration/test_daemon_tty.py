@@ -112,6 +112,7 @@ def test_exclusive_open():
             f.write(open(s.config).read()
                     .replace(s.storage, s.storage + "2")
                     .replace("pty:" + s.tech_path, "pty:" + s.tech_path + "2"))
+        os.chmod(cfg2, 0o600)  # it holds technician secrets
         other = subprocess.run([st.SHIMD, "--config", cfg2],
                                capture_output=True, text=True, timeout=10)
         assert other.returncode != 0

@@ -537,7 +537,9 @@ def test_group_commit():
 
 def test_full_filesystem():
     """A real filesystem that fills up mid-session (a 256 KiB tmpfs)."""
-    s = Shim("full")
+    # below the default reserve: only the 64 KiB floor, so that a session
+    # starts and the disk fills during it
+    s = Shim("full", extra_storage="  min_free_bytes: 0\n")
     mnt = s.root
     os.makedirs(mnt)
     m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",

@@ -69,10 +69,35 @@ static char *read_all(const char *path)
 	return buf;
 }
 
+/* Writes text to a fresh temporary file with mode; name in path. */
+static void write_temp(char path[64], const char *text, mode_t mode)
+{
+	int fd;
+
+	snprintf(path, 64, "/tmp/shimcfgXXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* Loads a file through shim_config_load (the mode check applies). */
+static void load_file(struct result *r, const char *path)
+{
+	FILE *out = open_memstream(&r->text, &r->len);
+	struct shim_config_diag diag = { out, 0, 0, 0 };
+
+	r->rc = shim_config_load(&r->cfg, path, &diag);
+	fclose(out);
+	r->errors = diag.errors;
+	r->warnings = diag.warnings;
+}
+
 static void test_prototype_example_loads(void **state)
 {
 	struct result r;
-	char path[512];
+	char path[512], copy[64], msgline[256];
 	char *yaml;
 	const char *src = getenv("SHIM_SRC");
 
@@ -80,7 +105,22 @@ static void test_prototype_example_loads(void **state)
 	snprintf(path, sizeof(path), "%s/tests/data/prototype-config.example.yaml",
 		 src != NULL ? src : ".");
 	yaml = read_all(path);
-	load(&r, yaml);
+	/* It holds technician secrets: as a 0644 file it is refused ... */
+	write_temp(copy, yaml, 0644);
+	load_file(&r, copy);
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	snprintf(msgline, sizeof(msgline),
+		 "%s: holds TOTP secrets but is readable by group or others (mode 0644)",
+		 copy);
+	expect_msg(&r, msgline);
+	done(&r);
+	/* ... and loads unchanged once only its owner may read it. */
+	assert_int_equal(chmod(copy, 0600), 0);
+	load_file(&r, copy);
+	unlink(copy);
+	if (r.rc != 0) {
+		fail_msg("%s", r.text);
+	}
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.errors, 0);
 	assert_string_equal(r.cfg.shim_id, "shim-empump-001");
@@ -103,7 +143,9 @@ static void test_prototype_example_loads(void **state)
 	assert_string_equal(r.cfg.techs[1].id, "bob@example.org");
 	/* The demo secrets are 80 bits: loaded, with a warning. */
 	assert_true(r.warnings >= 2);
-	expect_msg(&r, "test.yaml:52: warning: totp_secret of 'alice@example.org'");
+	snprintf(msgline, sizeof(msgline),
+		 "%s:52: warning: totp_secret of 'alice@example.org'", copy);
+	expect_msg(&r, msgline);
 	free(yaml);
 	done(&r);
 }
@@ -322,37 +364,160 @@ static void test_technicians_file_and_enrol(void **state)
 	rmdir(dir);
 }
 
-static void test_secret_file_mode_warning(void **state)
+/* A config or technicians file holding secrets that group or others may
+ * read is an error naming the file, not a warning. */
+static void test_secret_file_mode_refused(void **state)
 {
-	char path[] = "/tmp/shimcfgXXXXXX";
-	int fd = mkstemp(path);
 	const char *yaml = BASE "technicians:\n  - technician_id: a\n"
 			   "    totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n";
-	struct shim_config cfg;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out;
-	struct shim_config_diag diag = { NULL, 0, 0, 0 };
+	char path[64], dir[] = "/tmp/shimcfgXXXXXX", cfgpath[256], techs[256];
+	char want[512];
+	struct result r;
+	FILE *f;
 
 	(void)state;
-	assert_true(write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
-	close(fd);
-	chmod(path, 0644);
-	out = open_memstream(&text, &len);
-	diag.out = out;
-	assert_int_equal(shim_config_load(&cfg, path, &diag), 0);
-	fclose(out);
-	assert_int_equal(diag.warnings, 1);
-	assert_non_null(strstr(text, "readable by group or others"));
-	shim_config_free(&cfg);
-	free(text);
+	write_temp(path, yaml, 0640);
+	load_file(&r, path);
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	assert_int_equal(r.errors, 1);
+	snprintf(want, sizeof(want),
+		 "%s: holds TOTP secrets but is readable by group or others (mode 0640): chmod 600",
+		 path);
+	expect_msg(&r, want);
+	done(&r);
 	chmod(path, 0600);
-	diag.out = NULL;
-	diag.warnings = 0;
-	assert_int_equal(shim_config_load(&cfg, path, &diag), 0);
-	assert_int_equal(diag.warnings, 0);
-	shim_config_free(&cfg);
+	load_file(&r, path);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.warnings, 0);
+	done(&r);
 	unlink(path);
+	/* a config without secrets may be world-readable */
+	write_temp(path, BASE, 0644);
+	load_file(&r, path);
+	assert_int_equal(r.rc, 0);
+	done(&r);
+	unlink(path);
+
+	/* the technicians file the config names */
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
+	snprintf(techs, sizeof(techs), "%s/technicians.yaml", dir);
+	f = fopen(cfgpath, "w");
+	fputs(BASE "technicians_file: technicians.yaml\n", f);
+	fclose(f);
+	chmod(cfgpath, 0644);
+	f = fopen(techs, "w");
+	fputs("technicians:\n  - technician_id: b\n"
+	      "    totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n", f);
+	fclose(f);
+	chmod(techs, 0604);
+	load_file(&r, cfgpath);
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	snprintf(want, sizeof(want), "%s: holds TOTP secrets but is readable by group or others (mode 0604)",
+		 techs);
+	expect_msg(&r, want);
+	done(&r);
+	chmod(techs, 0600);
+	load_file(&r, cfgpath);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.cfg.ntechs, 1);
+	done(&r);
+	unlink(techs);
+	unlink(cfgpath);
+	rmdir(dir);
+}
+
+static void test_session_and_clock_keys(void **state)
+{
+	struct result r;
+	char big[400];
+
+	(void)state;
+	/* defaults */
+	load(&r, BASE);
+	assert_int_equal(r.rc, 0);
+	assert_null(r.cfg.device_logout);
+	assert_int_equal(r.cfg.device_logout_len, 0);
+	assert_int_equal(r.cfg.device_reset, SHIM_DEVICE_RESET_NONE);
+	assert_true(r.cfg.device_reset_hold == 0.5);
+	assert_true(r.cfg.clock_max_jump == 120);
+	assert_int_equal(r.cfg.min_free_explicit, 0);
+	done(&r);
+
+	/* escapes give the bytes, an embedded NUL included */
+	load(&r, BASE "session:\n  device_logout: \"logout\\r\\x04\\0!\"\n"
+		      "  device_reset: dtr\n  device_reset_hold: 0.25\n"
+		      "clock:\n  max_jump: 30\n");
+	if (r.rc != 0) {
+		fail_msg("%s", r.text);
+	}
+	assert_int_equal(r.cfg.device_logout_len, 10);
+	assert_memory_equal(r.cfg.device_logout, "logout\r\x04\0!", 10);
+	assert_int_equal(r.cfg.device_reset, SHIM_DEVICE_RESET_DTR);
+	assert_true(r.cfg.device_reset_hold == 0.25);
+	assert_true(r.cfg.clock_max_jump == 30);
+	done(&r);
+
+	/* exactly 256 bytes is allowed, 257 is not */
+	memset(big, 'x', sizeof(big));
+	big[256] = '\0';
+	{
+		char yaml[1024];
+
+		snprintf(yaml, sizeof(yaml), BASE "session:\n  device_logout: \"%s\"\n", big);
+		load(&r, yaml);
+		assert_int_equal(r.rc, 0);
+		assert_int_equal(r.cfg.device_logout_len, 256);
+		done(&r);
+		big[256] = 'x';
+		big[257] = '\0';
+		snprintf(yaml, sizeof(yaml), BASE "session:\n  device_logout: \"%s\"\n", big);
+		load(&r, yaml);
+		assert_int_equal(r.rc, SHIM_EINVAL);
+		expect_msg(&r, "test.yaml:9: session.device_logout: 257 bytes is too long (at most 256)");
+		assert_null(r.cfg.device_logout);
+		done(&r);
+	}
+
+	/* an empty string is no logout */
+	load(&r, BASE "session:\n  device_logout: \"\"\n");
+	assert_int_equal(r.rc, 0);
+	assert_null(r.cfg.device_logout);
+	assert_int_equal(r.cfg.device_logout_len, 0);
+	done(&r);
+
+	/* errors name file and line */
+	load(&r, BASE "session:\n  device_reset: rts\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:9: session.device_reset: 'rts' is not one of none, dtr");
+	done(&r);
+	load(&r, BASE "session:\n  device_reset_hold: 0.01\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:9: session.device_reset_hold: 0.01 is out of range (0.05 to 10)");
+	done(&r);
+	load(&r, BASE "session:\n  device_reset_hold: 11\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	done(&r);
+	load(&r, BASE "clock:\n  max_jump: 4\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:9: clock.max_jump: 4 is out of range (5 to 86400)");
+	done(&r);
+	load(&r, BASE "clock:\n  max_jump: 86401\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	done(&r);
+	load(&r, BASE "clock:\n  max_jmp: 60\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:9: unknown key 'clock.max_jmp'");
+	done(&r);
+	load(&r, BASE "session:\n  device_logout: [a, b]\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:9: session.device_logout: expected a single value");
+	done(&r);
+	/* an explicit reserve is kept as given */
+	load(&r, BASE "  min_free_bytes: 0\n");
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.cfg.min_free_explicit, 1);
+	done(&r);
 }
 
 int main(void)
@@ -369,7 +534,8 @@ int main(void)
 		cmocka_unit_test(test_extensions),
 		cmocka_unit_test(test_insecure_tcp_needs_opt_in),
 		cmocka_unit_test(test_technicians_file_and_enrol),
-		cmocka_unit_test(test_secret_file_mode_warning),
+		cmocka_unit_test(test_secret_file_mode_refused),
+		cmocka_unit_test(test_session_and_clock_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

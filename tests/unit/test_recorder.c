@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,6 +312,128 @@ static void test_state_rules(void **state)
 	shim_config_free(&cfg);
 }
 
+static int wait_gone(const char *path)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if (access(path, F_OK) != 0) {
+			return 1;
+		}
+		usleep(10000);
+	}
+	return 0;
+}
+
+/* A wall clock 100 days ahead of the real one. */
+static int64_t ahead_wall_ns(void *ctx)
+{
+	(void)ctx;
+	return shim_linux_wall_ns() + 100LL * 86400 * 1000000000LL;
+}
+
+static char deleted_name[128];
+static int64_t deleted_start;
+static int deleted_count;
+
+static void on_deleted(void *arg, const char *name, int64_t started_s)
+{
+	(void)arg;
+	snprintf(deleted_name, sizeof(deleted_name), "%s", name);
+	deleted_start = started_s;
+	deleted_count++;
+}
+
+/* Starting once with the clock 100 days ahead deletes nothing: retention
+ * goes by the trusted time only, and reports each deletion. */
+static void test_retention_ignores_jumped_clock(void **state)
+{
+	struct shim_config cfg;
+	struct shim_recorder *r;
+	struct shim_port ahead = lp.port;
+	char dir[256], recent[320], old[320], name[64];
+	int64_t now = shim_linux_wall_ns() / 1000000000, t;
+	time_t tt;
+	struct tm tm;
+	FILE *f;
+
+	(void)state;
+	ahead.clock.wall_ns = ahead_wall_ns;
+	make_cfg(&cfg, "jump");
+	cfg.retention_days = 30;
+	snprintf(dir, sizeof(dir), "%s/sessions", cfg.storage_root);
+	assert_int_equal(shim_mkdir_p(dir, 0700), 0);
+	/* one recording a day old, one 40 days old */
+	tt = (time_t)(now - 86400);
+	gmtime_r(&tt, &tm);
+	strftime(name, sizeof(name), "%Y%m%dT%H%M%SZ-aaaaaa.rec", &tm);
+	snprintf(recent, sizeof(recent), "%s/%s", dir, name);
+	tt = (time_t)(now - 40 * 86400);
+	gmtime_r(&tt, &tm);
+	strftime(name, sizeof(name), "%Y%m%dT%H%M%SZ-bbbbbb.rec", &tm);
+	snprintf(old, sizeof(old), "%s/%s", dir, name);
+	t = (int64_t)tt;
+	f = fopen(recent, "wb");
+	assert_non_null(f);
+	fclose(f);
+	f = fopen(old, "wb");
+	assert_non_null(f);
+	fclose(f);
+
+	assert_int_equal(shim_recorder_open(&r, &cfg, &ahead, NULL, NULL), 0);
+	shim_recorder_set_on_deleted(r, on_deleted, NULL);
+	assert_int_equal(shim_recorder_can_start(r), 0);
+	usleep(300000);
+	/* the clock says 100 days later: both would be expired by it */
+	assert_int_equal(access(recent, F_OK), 0);
+	assert_int_equal(access(old, F_OK), 0);
+	assert_int_equal(deleted_count, 0);
+	/* 0 takes nothing away either */
+	shim_recorder_set_trusted_time(r, 0);
+	usleep(100000);
+	assert_int_equal(access(old, F_OK), 0);
+	/* the trusted time: only the 40-day-old one goes, reported */
+	shim_recorder_set_trusted_time(r, now);
+	assert_true(wait_gone(old));
+	assert_int_equal(access(recent, F_OK), 0);
+	assert_int_equal(deleted_count, 1);
+	assert_string_equal(deleted_name, strrchr(old, '/') + 1);
+	assert_true(deleted_start == t);
+	shim_recorder_close(r, "shutdown");
+	shim_config_free(&cfg);
+}
+
+/* The default reserve is far above the old 64 KiB floor: a filesystem with
+ * less free than that refuses, an explicit small reserve is obeyed. */
+static void test_default_reserve(void **state)
+{
+	struct shim_config cfg;
+	struct shim_recorder *r;
+
+	(void)state;
+	make_cfg(&cfg, "reserve");
+	assert_int_equal(cfg.min_free_explicit, 0);
+	/* one 8 h session at 10 Gbaud each way cannot be reserved */
+	cfg.tech_serial.baud = cfg.dev_serial.baud = 4000000000u;
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
+			 0);
+	assert_int_equal(shim_recorder_can_start(r), SHIM_ENOSPC);
+	shim_recorder_close(r, "shutdown");
+	cfg.tech_serial.baud = cfg.dev_serial.baud = 9600;
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
+			 0);
+	assert_int_equal(shim_recorder_can_start(r), 0);
+	shim_recorder_close(r, "shutdown");
+	/* asked explicitly for more than any disk has */
+	cfg.min_free_explicit = 1;
+	cfg.min_free_bytes = UINT64_MAX;
+	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
+			 0);
+	assert_int_equal(shim_recorder_can_start(r), SHIM_ENOSPC);
+	shim_recorder_close(r, "shutdown");
+	shim_config_free(&cfg);
+}
+
 static void test_budget_and_retention(void **state)
 {
 	struct shim_config cfg;
@@ -340,7 +463,8 @@ static void test_budget_and_retention(void **state)
 	assert_int_equal(shim_recorder_begin(r, "bob", id), SHIM_ENOSPC);
 	shim_recorder_close(r, "shutdown");
 
-	/* an old recording is pruned at open; the budget frees up */
+	/* an old recording is kept at open (no trusted time yet) and pruned
+	 * by the writer once the daemon gives one */
 	snprintf(path, sizeof(path), "%s/sessions/20000101T000000Z-aaaaaa.rec",
 		 cfg.storage_root);
 	f = fopen(path, "wb");
@@ -350,7 +474,10 @@ static void test_budget_and_retention(void **state)
 	cfg.retention_days = 30;
 	assert_int_equal(shim_recorder_open(&r, &cfg, &lp.port, NULL, NULL),
 			 0);
-	assert_int_not_equal(access(path, F_OK), 0);
+	usleep(200000);
+	assert_int_equal(access(path, F_OK), 0);
+	shim_recorder_set_trusted_time(r, shim_linux_wall_ns() / 1000000000);
+	assert_true(wait_gone(path));
 	shim_recorder_close(r, "shutdown");
 
 	/* over budget because of an expired recording: the check that
@@ -369,6 +496,10 @@ static void test_budget_and_retention(void **state)
 	shim_recorder_status(r, &st);
 	assert_int_equal(access(path, F_OK), 0);
 	cfg.retention_days = 30;
+	/* without a trusted time the refusal stands and nothing goes */
+	assert_int_equal(shim_recorder_can_start(r), SHIM_ENOSPC);
+	assert_int_equal(access(path, F_OK), 0);
+	shim_recorder_set_trusted_time(r, shim_linux_wall_ns() / 1000000000);
 	assert_int_equal(shim_recorder_can_start(r), 0);
 	assert_int_not_equal(access(path, F_OK), 0);
 	shim_recorder_close(r, "shutdown");
@@ -442,6 +573,8 @@ int main(void)
 		cmocka_unit_test(test_group_commit_takes_late_bytes),
 		cmocka_unit_test(test_state_rules),
 		cmocka_unit_test(test_budget_and_retention),
+		cmocka_unit_test(test_retention_ignores_jumped_clock),
+		cmocka_unit_test(test_default_reserve),
 		cmocka_unit_test(test_recovery_at_open),
 	};
 

@@ -402,6 +402,38 @@ static void test_eventlog_seq_persists(void **state)
 	shim_config_free(&cfg);
 }
 
+/* recording_failed is an alert: it waits in the priority lane, like
+ * tamper, ahead of the ordinary events, while the SIEM is unreachable. */
+static void test_eventlog_recording_failed_priority(void **state)
+{
+	struct fake_port fp;
+	struct shim_config cfg;
+	struct shim_eventlog *el;
+	struct shim_eventlog_status st;
+
+	(void)state;
+	fake_port_init(&fp, 1795494429);
+	cfg_init(&cfg);
+	cfg.siem_transport = SHIM_SIEM_SYSLOG_TCP;
+	cfg.siem_insecure = 1;
+	cfg.siem_host = strdup("127.0.0.1");
+	cfg.siem_port = 9;   /* discard: nothing listens */
+	assert_int_equal(shim_eventlog_open(&el, &cfg, &fp.port), 0);
+	emit(el, "auth_ok");
+	emit(el, "session_start");
+	shim_eventlog_status(el, &st);
+	assert_int_equal(st.spool_priority, 0);
+	emit(el, "recording_failed");
+	shim_eventlog_status(el, &st);
+	assert_int_equal(st.spool_priority, 1);
+	emit(el, "tamper");
+	shim_eventlog_status(el, &st);
+	assert_int_equal(st.spool_priority, 2);
+	shim_eventlog_close(el, 0);
+	fake_port_free(&fp);
+	shim_config_free(&cfg);
+}
+
 static void test_eventlog_store_failure_reported(void **state)
 {
 	struct fake_port fp;
@@ -596,6 +628,8 @@ int main(void)
 		cmocka_unit_test(test_parse_segment_rejects_garbage),
 		cmocka_unit_test_setup_teardown(test_eventlog_seq_persists,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_eventlog_recording_failed_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_eventlog_store_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventlog_audit_rotates,
