@@ -659,18 +659,21 @@ int shim_gate_reset_lockout(struct shim_gate *g, const char *id, int64_t now)
 
 /* Failures in the window that ends at passed. Failures stamped after
  * passed (a clock not yet confirmed, or corrected back a little) still
- * count: they cannot have expired. */
-static uint32_t rate_count(const struct shim_gate *g, int64_t passed,
-			   int64_t *oldest)
+ * count: they cannot have expired. Failures more than a window ahead of
+ * now were stamped by a clock that has since been found wrong and set
+ * back; counting them would close the shim until that time came. */
+static uint32_t rate_count(const struct shim_gate *g, int64_t now,
+			   int64_t passed, int64_t *oldest)
 {
 	uint32_t i, n = 0;
 	int64_t from = passed - (int64_t)g->cfg.rate_seconds;
+	int64_t to = now + (int64_t)g->cfg.rate_seconds;
 
 	*oldest = INT64_MAX;
 	for (i = 0; i < SHIM_GATE_RATE_SLOTS; i++) {
 		int64_t t = g->rate[i];
 
-		if (t != 0 && t > from) {
+		if (t != 0 && t > from && t <= to) {
 			n++;
 			if (t < *oldest) {
 				*oldest = t;
@@ -771,7 +774,7 @@ int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 		return 0;
 	}
 	passed = passed_time(g, now);
-	if (rate_count(g, passed, &oldest) >= g->cfg.rate_failures) {
+	if (rate_count(g, now, passed, &oldest) >= g->cfg.rate_failures) {
 		int64_t left = oldest + (int64_t)g->cfg.rate_seconds - passed;
 
 		res->outcome = SHIM_AUTH_RATE_LIMITED;

@@ -619,6 +619,29 @@ static void test_rate_limit_from_malformed_lines_survives_restart(void **state)
 			 SHIM_AUTH_RATE_LIMITED);
 }
 
+static void test_rate_limit_from_a_wrong_clock_does_not_close_the_shim(void **state)
+{
+	struct ctx *c = *state;
+	char id[32], code[9];
+	unsigned i;
+
+	/* Started with the clock a day ahead (unconfirmed), sprayed... */
+	restart_at(c, T0 + 86400);
+	for (i = 0; i < c->cfg.rate_failures; i++) {
+		snprintf(id, sizeof(id), "spray%u", i);
+		assert_int_equal(try(c, id, "000000", T0 + 86400, NULL), SHIM_AUTH_BAD_USER);
+	}
+	code_at(c, 0, T0 + 86400, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 86400, NULL),
+			 SHIM_AUTH_RATE_LIMITED);
+	/* ...then the clock is set right: those failures do not hold the
+	 * shim closed for a day. */
+	restart_at(c, T0 + 60);
+	assert_int_equal(shim_clock_peek(&c->clock, T0 + 60), SHIM_CLOCK_TRUSTED);
+	code_at(c, 0, T0 + 60, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 60, NULL), SHIM_AUTH_OK);
+}
+
 static void put_id(uint8_t **p, const char *id)
 {
 	size_t n = strlen(id);
@@ -960,6 +983,7 @@ int main(void)
 		T(test_reset_state_uses_the_clock_floor),
 		T(test_rate_limit_survives_restart),
 		T(test_rate_limit_from_malformed_lines_survives_restart),
+		T(test_rate_limit_from_a_wrong_clock_does_not_close_the_shim),
 		T(test_version_1_state_still_reads),
 		T(test_lockout_table_spray_leaves_enrolled_reachable),
 		T(test_gate_needs_a_clock),
