@@ -460,6 +460,21 @@ int shim_clock_confirm(struct shim_clock *c, const char *source)
 	return shim_clock_confirm_at(c, port_wall_s(c), source);
 }
 
+int shim_clock_adopt_floor(struct shim_clock *c, int64_t floor_s)
+{
+	if (c == NULL || !c->ready || !c->need_confirm ||
+	    c->held != SHIM_CLOCK_WHY_MISSING || floor_s < c->cfg.min_time ||
+	    floor_s > WALL_S_MAX) {
+		return SHIM_ESTATE;
+	}
+	c->need_confirm = 0;
+	c->held = SHIM_CLOCK_WHY_UNSET;
+	c->have_floor = 1;
+	c->floor_ns = floor_s * NS;
+	(void)judge(c, port_wall_s(c), NULL, 1);
+	return floor_persist(c);
+}
+
 int64_t shim_clock_floor(const struct shim_clock *c)
 {
 	if (c == NULL || !c->ready || !c->have_floor) {

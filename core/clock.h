@@ -135,6 +135,12 @@ int shim_clock_confirm(struct shim_clock *c, const char *source);
 int shim_clock_confirm_at(struct shim_clock *c, int64_t wall_s,
 			  const char *source);
 
+/* Upgrade path: a unit whose floor is missing (SHIM_CLOCK_WHY_MISSING)
+ * but whose previous-version gate state kept the last trusted time takes
+ * that time as its floor, and is then judged as at any start. SHIM_ESTATE
+ * in any other case, so it cannot lower an existing floor. */
+int shim_clock_adopt_floor(struct shim_clock *c, int64_t floor_s);
+
 /* The persisted floor in Unix seconds, 0 when there is none. */
 int64_t shim_clock_floor(const struct shim_clock *c);
 

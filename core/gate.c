@@ -330,7 +330,7 @@ static int state_decode(struct shim_gate *g, const uint8_t *buf, size_t len)
 {
 	struct cur c;
 	uint32_t n, i, crc;
-	uint64_t v;
+	uint64_t v, v1_time;
 	char id[SHIM_TECH_ID_MAX + 1];
 	int rc, version;
 	size_t slot = 0;
@@ -346,8 +346,9 @@ static int state_decode(struct shim_gate *g, const uint8_t *buf, size_t len)
 	}
 	c.p = buf + 8;
 	c.left = len - 8 - 4;
-	/* v1 kept the last trusted time here; the clock owns it now. */
-	if ((rc = cur_u64(&c, &v)) != 0) {
+	/* v1 kept the last trusted time here; the clock owns it now, and
+	 * takes it over on the first start after an upgrade. */
+	if ((rc = cur_u64(&c, &v1_time)) != 0) {
 		return rc;
 	}
 	if ((rc = cur_u32(&c, &n)) != 0) {
@@ -420,6 +421,9 @@ static int state_decode(struct shim_gate *g, const uint8_t *buf, size_t len)
 	}
 	if (c.left != 0) {
 		return SHIM_ECORRUPT;
+	}
+	if (version == STATE_VERSION_V1 && v1_time != 0) {
+		(void)shim_clock_adopt_floor(g->clock, (int64_t)v1_time);
 	}
 	return 0;
 }

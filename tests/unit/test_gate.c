@@ -714,6 +714,41 @@ static void test_version_1_state_still_reads(void **state)
 	assert_int_equal(try(c, "mallory", "123456", T0 + 6, NULL), SHIM_AUTH_LOCKED_OUT);
 }
 
+static void test_upgrade_takes_the_clock_floor_from_version_1(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t blob[64], *p = blob;
+	int64_t last = T0 + 3600;
+
+	/* A unit that ran the previous version: its gate state kept the last
+	 * trusted time, and there is no clock floor yet. */
+	memcpy(p, "SHGS\x01\x00\x00\x00", 8);
+	p += 8;
+	put64(&p, (uint64_t)last);
+	put32(&p, 0);
+	put32(&p, 0);
+	put32(&p, shim_crc32(0, blob, (size_t)(p - blob)));
+	assert_int_equal(c->fp.port.store.save(c->fp.port.store.ctx,
+					       SHIM_GATE_STATE_NAME, blob,
+					       (size_t)(p - blob)), 0);
+	store_delete(&c->fp, SHIM_CLOCK_STATE_NAME);
+	c->cfg.state_required = 1;
+	/* Started with the clock set back an hour: caught by that time. */
+	restart_at(c, T0);
+	assert_int_equal(shim_clock_floor(&c->clock), last);
+	assert_int_equal(shim_clock_peek(&c->clock, T0), SHIM_CLOCK_UNTRUSTED);
+	assert_non_null(fake_store_get(&c->fp, SHIM_CLOCK_STATE_NAME, &(size_t){ 0 }));
+	/* And at the right time, trusted without an operator. */
+	store_delete(&c->fp, SHIM_CLOCK_STATE_NAME);
+	assert_int_equal(c->fp.port.store.save(c->fp.port.store.ctx,
+					       SHIM_GATE_STATE_NAME, blob,
+					       (size_t)(p - blob)), 0);
+	restart_at(c, last + 10);
+	assert_int_equal(shim_clock_peek(&c->clock, last + 10), SHIM_CLOCK_TRUSTED);
+	/* An existing floor is never replaced from the gate state. */
+	assert_int_equal(shim_clock_adopt_floor(&c->clock, T0), SHIM_ESTATE);
+}
+
 /* ---- an ID spray cannot lock out enrolled technicians ----------------- */
 
 static void test_lockout_table_spray_leaves_enrolled_reachable(void **state)
@@ -985,6 +1020,7 @@ int main(void)
 		T(test_rate_limit_from_malformed_lines_survives_restart),
 		T(test_rate_limit_from_a_wrong_clock_does_not_close_the_shim),
 		T(test_version_1_state_still_reads),
+		T(test_upgrade_takes_the_clock_floor_from_version_1),
 		T(test_lockout_table_spray_leaves_enrolled_reachable),
 		T(test_gate_needs_a_clock),
 		T(test_clock_jump_while_running_refused_and_reported),
