@@ -1,8 +1,10 @@
 /*
  * The TOTP gate: decides whether "<technician_id> <totp_code>" opens a
  * session, and keeps the state that makes each code single-use (replay
- * marks), locks out guessing (per claimed ID and shim-wide) and notices
- * clocks that cannot be trusted.
+ * marks) and locks out guessing (per claimed ID and shim-wide). Whether
+ * the wall clock can be believed is decided by core/clock.h: the gate is
+ * given a struct shim_clock at init and refuses codes while it is not
+ * trusted.
  *
  * The caller owns all storage: the gate struct, the technician table and
  * the scratch buffer used to persist state. Nothing is allocated.
@@ -13,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "port.h"
 
 #define SHIM_TECH_ID_MAX 128  /* bytes, without the NUL */
@@ -20,6 +23,13 @@
 #define SHIM_GATE_LOCK_SLOTS 256
 #define SHIM_GATE_RATE_SLOTS 128
 #define SHIM_GATE_STATE_NAME "gate-state"
+
+/* Failures counted against one claimed ID. */
+struct shim_gate_fails {
+	uint32_t failures;
+	int64_t first_failure;
+	int64_t locked_until;
+};
 
 /* One enrolled technician. The secret is wiped by shim_gate_wipe(). */
 struct shim_technician {
@@ -30,6 +40,9 @@ struct shim_technician {
 	uint64_t last_step; /* highest accepted time step; 0 = none */
 	int8_t drift;       /* offset in steps at the last success */
 	int64_t last_ok;    /* Unix seconds of the last success */
+	/* Enrolled IDs keep their lockout here, never in the shared slots,
+	 * so that a spray of unknown IDs cannot lock them out. */
+	struct shim_gate_fails fails;
 };
 
 struct shim_gate_cfg {
@@ -41,7 +54,8 @@ struct shim_gate_cfg {
 	uint32_t lockout_seconds; /* failure window and lockout length */
 	uint32_t rate_failures;   /* shim-wide failures per rate_seconds */
 	uint32_t rate_seconds;
-	int64_t min_time;         /* earliest plausible Unix time (build date) */
+	int state_required;       /* the unit has started before: a missing
+				   * state fails closed like a corrupt one */
 };
 
 enum shim_auth_outcome {
@@ -51,7 +65,7 @@ enum shim_auth_outcome {
 	SHIM_AUTH_REPLAY,       /* code at or below the last accepted step */
 	SHIM_AUTH_LOCKED_OUT,   /* this ID is locked out */
 	SHIM_AUTH_RATE_LIMITED, /* too many failures shim-wide */
-	SHIM_AUTH_CLOCK,        /* clock unset or earlier than persisted time */
+	SHIM_AUTH_CLOCK,        /* the clock is untrusted (or unknown) */
 	SHIM_AUTH_STATE,        /* the replay mark could not be made durable */
 	SHIM_AUTH_MALFORMED,    /* the line is not "<id> <code>" */
 };
@@ -64,13 +78,16 @@ struct shim_auth_result {
 	uint32_t retry_after;   /* seconds, for LOCKED_OUT and RATE_LIMITED */
 	int locked_now;         /* this failure started a lockout */
 	uint32_t failures;      /* failures counted for this ID in the window */
+	struct shim_clock_report clock; /* the clock check of this attempt:
+					 * clock.jumped asks for clock_jump */
+	int clock_confirmed;    /* OK on an UNCONFIRMED clock: the code
+				 * confirmed it (source "totp") */
 };
 
+/* A lockout slot for an ID that is not enrolled. */
 struct shim_gate_lock {
 	char id[SHIM_TECH_ID_MAX + 1]; /* empty = free slot */
-	uint32_t failures;
-	int64_t first_failure;
-	int64_t locked_until;
+	struct shim_gate_fails f;
 };
 
 struct shim_gate {
@@ -80,9 +97,9 @@ struct shim_gate {
 	size_t ntechs;
 	/* private */
 	const struct shim_port *port;
+	struct shim_clock *clock;
 	uint8_t *scratch;
 	size_t scratch_cap;
-	int64_t last_time; /* latest trusted time seen, persisted */
 	int state_ok;      /* 0 until the state loaded and is durable */
 	struct shim_gate_lock locks[SHIM_GATE_LOCK_SLOTS];
 	int64_t rate[SHIM_GATE_RATE_SLOTS]; /* times of recent failures */
@@ -96,19 +113,30 @@ size_t shim_gate_scratch_size(size_t ntechs);
  * 5 failures per 300 s, 20 failures per 60 s shim-wide). */
 void shim_gate_cfg_default(struct shim_gate_cfg *cfg);
 
-/* Sets up the gate over a caller-owned technician table and scratch buffer,
- * then loads persisted state through port->store. A missing state file is
- * a fresh start. A corrupt or unreadable one returns SHIM_ECORRUPT or
- * SHIM_EIO and leaves the gate refusing every code (fail closed) until
- * shim_gate_reset_state() is called by an operator. */
+/* Sets up the gate over a caller-owned technician table, clock (already
+ * initialised with shim_clock_init(); it must outlive the gate) and
+ * scratch buffer, then loads persisted state through port->store.
+ * @retval 0            loaded, or a fresh start (missing state without
+ *                      cfg->state_required; the empty state is saved)
+ * @retval SHIM_ENOENT  missing state with cfg->state_required
+ * @retval SHIM_ECORRUPT, SHIM_EIO  corrupt or unreadable state
+ * @retval SHIM_EINVAL  bad arguments (clock NULL included)
+ * After ENOENT, ECORRUPT or EIO the gate refuses every code with
+ * SHIM_AUTH_STATE (fail closed) until an operator calls
+ * shim_gate_reset_state(). */
 int shim_gate_init(struct shim_gate *g, const struct shim_gate_cfg *cfg,
 		   struct shim_technician *techs, size_t ntechs,
-		   const struct shim_port *port, uint8_t *scratch,
-		   size_t scratch_cap);
+		   const struct shim_port *port, struct shim_clock *clock,
+		   uint8_t *scratch, size_t scratch_cap);
 
-/* Verifies a code for a claimed technician at Unix time now. The outcome
- * is precise; callers show the technician only a uniform failure. A
- * success is reported only after the replay mark is durable. */
+/* Verifies a code for a claimed technician at Unix time now (a reading of
+ * the port's wall clock). now is judged by the gate's clock first:
+ * UNTRUSTED or UNKNOWN refuses with SHIM_AUTH_CLOCK; UNCONFIRMED lets the
+ * code be checked, a success then confirms the clock (source "totp",
+ * res->clock_confirmed), and lockouts and the rate limit do not expire
+ * meanwhile. The outcome is precise; callers show the technician only a
+ * uniform failure. A success is reported only after the replay mark is
+ * durable. */
 int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 		     const char *code, size_t code_len, int64_t now,
 		     struct shim_auth_result *res);
@@ -129,15 +157,19 @@ uint32_t shim_gate_lockout_left(const struct shim_gate *g, const char *id,
 /* Number of IDs locked out at now. */
 size_t shim_gate_lockouts(const struct shim_gate *g, int64_t now);
 
-/* Checks a wall clock reading against the build date and the persisted
- * time. Returns 0 when plausible, SHIM_ECLOCK otherwise. */
+/* The gate's view of a wall clock reading, without side effects: 0 when
+ * its clock lets codes be checked (TRUSTED or UNCONFIRMED), SHIM_ECLOCK
+ * otherwise. For the full verdict use shim_clock_peek(g->clock, now). */
 int shim_gate_clock_check(const struct shim_gate *g, int64_t now);
 
-/* Records a trusted time (e.g. at each heartbeat) and persists it. */
+/* Advances the clock's trusted floor to now (e.g. at each heartbeat):
+ * shim_clock_save_at(g->clock, now). SHIM_ECLOCK when not trusted. */
 int shim_gate_note_time(struct shim_gate *g, int64_t now);
 
-/* Discards corrupt state after an operator decision: replay marks restart
- * from the current time step so no earlier code is accepted. */
+/* Discards corrupt or missing state after an operator decision: replay
+ * marks restart from the time step of max(now, clock floor) plus the
+ * window, so no earlier code is accepted; lockouts and the rate limit are
+ * cleared. */
 int shim_gate_reset_state(struct shim_gate *g, int64_t now);
 
 /* Index of the technician with this ID, or -1. */

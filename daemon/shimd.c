@@ -1821,22 +1821,46 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		return rc;
 	}
 
+	{
+		struct shim_clock_cfg ccfg;
+
+		shim_clock_cfg_default(&ccfg);
+		ccfg.state_required = d->cfg.gate.state_required;
+		rc = shim_clock_init(&d->clock, &ccfg, &d->lp.port);
+		if (rc == SHIM_EINVAL) {
+			log_err("clock: %s", shim_strerror(rc));
+			return rc;
+		}
+		if (rc < 0) {
+			log_err("clock floor: %s: the clock is untrusted until an "
+				"operator confirms it", shim_strerror(rc));
+		}
+	}
 	d->gate_scratch_cap = shim_gate_scratch_size(d->cfg.ntechs);
 	d->gate_scratch = calloc(1, d->gate_scratch_cap ? d->gate_scratch_cap : 1);
 	if (d->gate_scratch == NULL) {
 		return SHIM_ENOMEM;
 	}
 	rc = shim_gate_init(&d->gate, &d->cfg.gate, d->cfg.techs, d->cfg.ntechs,
-			    &d->lp.port, d->gate_scratch, d->gate_scratch_cap);
+			    &d->lp.port, &d->clock, d->gate_scratch,
+			    d->gate_scratch_cap);
 	if (rc < 0) {
 		/* The gate refuses every code until an operator decides. */
 		log_err("gate state: %s: every code is refused until the state "
 			"is reset", shim_strerror(rc));
 	}
 	now = shimd_wall_ns() / 1000000000LL;
-	if (shim_gate_clock_check(&d->gate, now) < 0) {
-		log_warn("the wall clock is not trusted: codes are refused until "
-			 "it is set");
+	{
+		enum shim_clock_verdict v = shim_clock_peek(&d->clock, now);
+
+		if (v == SHIM_CLOCK_UNCONFIRMED) {
+			log_warn("the wall clock is ahead of the last trusted "
+				 "time: it is confirmed by the next valid code "
+				 "or an operator");
+		} else if (v != SHIM_CLOCK_TRUSTED) {
+			log_warn("the wall clock is not trusted: codes are "
+				 "refused until it is set or confirmed");
+		}
 	}
 
 	/* A relayed chunk must fit the recorder queue with its header. */

@@ -88,6 +88,7 @@ enum shimd_timer {
 struct shimd {
 	struct shim_config cfg;
 	struct shim_linux_port lp;
+	struct shim_clock clock; /* clock trust: the gate, retention, tokens */
 	struct shim_gate gate;
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;

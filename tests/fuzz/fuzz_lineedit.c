@@ -19,6 +19,14 @@ static struct shim_linux_port lp;
 static struct shim_technician techs[2];
 static uint8_t scratch[65536];
 static int ready;
+static int64_t fuzz_ns;
+
+/* Wall and monotonic clocks move together with the harness's "now". */
+static int64_t fuzz_clock(void *ctx)
+{
+	(void)ctx;
+	return fuzz_ns;
+}
 
 static int mem_load(void *ctx, const char *name, uint8_t *buf, size_t cap,
 		    size_t *len)
@@ -42,6 +50,8 @@ static void setup(void)
 	shim_linux_port_init(&lp, NULL);
 	lp.port.store.load = mem_load;
 	lp.port.store.save = mem_save;
+	lp.port.clock.wall_ns = fuzz_clock;
+	lp.port.clock.mono_ns = fuzz_clock;
 	strcpy(techs[0].id, "alice@example.org");
 	shim_base32_decode("JBSWY3DPEHPK3PXP", 16, techs[0].secret,
 			   sizeof(techs[0].secret), &n);
@@ -57,6 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shim_gate g;
 	struct shim_gate_cfg cfg;
+	struct shim_clock clock;
+	struct shim_clock_cfg ccfg;
 	struct shim_lineedit le;
 	struct shim_auth_result res;
 	uint8_t echo[SHIM_LE_ECHO_MAX];
@@ -70,9 +82,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	techs[0].last_step = techs[1].last_step = 0;
+	fuzz_ns = now * 1000000000LL;
+	shim_clock_cfg_default(&ccfg);
+	ccfg.min_time = 0;
+	if (shim_clock_init(&clock, &ccfg, &lp.port) < 0) {
+		return 0;
+	}
 	shim_gate_cfg_default(&cfg);
-	cfg.min_time = 0;
-	if (shim_gate_init(&g, &cfg, techs, 2, &lp.port, scratch,
+	if (shim_gate_init(&g, &cfg, techs, 2, &lp.port, &clock, scratch,
 			   sizeof(scratch)) < 0) {
 		return 0;
 	}
@@ -96,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			shim_lineedit_reset(&le);
 			now += 7;
+			fuzz_ns = now * 1000000000LL;
 		} else if (r == SHIM_LE_OVERFLOW) {
 			shim_gate_verify_line(&g, "", 0, now, &res);
 		}

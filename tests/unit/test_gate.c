@@ -1,7 +1,9 @@
 /*
  * The TOTP gate: every behaviour of the prototype's gate, and ours
- * (durable replay marks, clock checks, corrupt state, shim-wide rate
- * limit), on a fake clock and an in-memory store with failure injection.
+ * (durable replay marks, clock trust, corrupt and missing state, a
+ * shim-wide rate limit that survives restarts, lockouts that an ID spray
+ * cannot turn against enrolled technicians), on a fake clock and an
+ * in-memory store with failure injection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,9 +15,11 @@
 #include <cmocka.h>
 
 #include "base32.h"
+#include "clock.h"
 #include "fakes.h"
 #include "gate.h"
 #include "otp.h"
+#include "util.h"
 
 #define T0 1800000000LL /* a step boundary: 1800000000 / 30 = 60000000 */
 #define NTECH 3
@@ -25,6 +29,8 @@ struct ctx {
 	struct shim_technician techs[NTECH];
 	struct shim_gate gate;
 	struct shim_gate_cfg cfg;
+	struct shim_clock clock;
+	struct shim_clock_cfg ccfg;
 	uint8_t *scratch;
 	size_t scratch_cap;
 };
@@ -47,11 +53,15 @@ static void load_techs(struct ctx *c)
 	set_tech(&c->techs[2], "carol", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
 }
 
+/* Starts the clock (its result is checked by the clock's own tests)
+ * and the gate over the current store. */
 static int start(struct ctx *c)
 {
 	load_techs(c);
+	c->ccfg.state_required = c->cfg.state_required;
+	(void)shim_clock_init(&c->clock, &c->ccfg, &c->fp.port);
 	return shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH, &c->fp.port,
-			      c->scratch, c->scratch_cap);
+			      &c->clock, c->scratch, c->scratch_cap);
 }
 
 static int setup(void **state)
@@ -60,7 +70,8 @@ static int setup(void **state)
 
 	fake_port_init(&c->fp, T0);
 	shim_gate_cfg_default(&c->cfg);
-	c->cfg.min_time = 1700000000LL;
+	shim_clock_cfg_default(&c->ccfg);
+	c->ccfg.min_time = 1700000000LL;
 	c->scratch_cap = shim_gate_scratch_size(NTECH);
 	c->scratch = malloc(c->scratch_cap);
 	assert_int_equal(start(c), 0);
@@ -86,6 +97,27 @@ static void restart(struct ctx *c)
 	assert_int_equal(start(c), 0);
 }
 
+/* A reboot whose wall clock reads t at start. */
+static void restart_at(struct ctx *c, int64_t t)
+{
+	fake_port_set_time(&c->fp, t);
+	restart(c);
+}
+
+static void store_delete(struct fake_port *fp, const char *name)
+{
+	int i;
+
+	for (i = 0; i < FAKE_STORE_SLOTS; i++) {
+		if (fp->store.blobs[i].data != NULL &&
+		    strcmp(fp->store.blobs[i].name, name) == 0) {
+			free(fp->store.blobs[i].data);
+			fp->store.blobs[i].data = NULL;
+			fp->store.blobs[i].len = 0;
+		}
+	}
+}
+
 static void code_at(struct ctx *c, int tech, int64_t t, char out[9])
 {
 	uint32_t code;
@@ -105,6 +137,9 @@ static enum shim_auth_outcome try(struct ctx *c, const char *id,
 	if (res == NULL) {
 		res = &tmp;
 	}
+	/* The wall clock reads now, and the monotonic clock went with it:
+	 * no jump, unless a test moves one of them on its own. */
+	fake_port_set_time(&c->fp, now);
 	assert_int_equal(shim_gate_verify(&c->gate, id, strlen(id), code,
 					  strlen(code), now, res), 0);
 	return res->outcome;
@@ -241,7 +276,8 @@ static void test_clock_far_behind_persisted_time_refused(void **state)
 
 	code_at(c, 1, T0 + 3600, code);
 	assert_int_equal(try(c, "bob@example.org", code, T0 + 3600, NULL), SHIM_AUTH_OK);
-	restart(c);
+	/* The clock is set back an hour while the shim is off. */
+	restart_at(c, T0);
 	code_at(c, 0, T0, code);
 	assert_int_equal(try(c, "alice@example.org", code, T0, NULL), SHIM_AUTH_CLOCK);
 	assert_int_equal(shim_gate_clock_check(&c->gate, T0), SHIM_ECLOCK);
@@ -404,7 +440,8 @@ static void test_corrupt_state_fails_closed(void **state)
 	shim_gate_wipe(&c->gate);
 	load_techs(c);
 	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
-					&c->fp.port, c->scratch, c->scratch_cap),
+					&c->fp.port, &c->clock, c->scratch,
+					c->scratch_cap),
 			 SHIM_ECORRUPT);
 	code_at(c, 1, T0 + 30, code);
 	assert_int_equal(try(c, "bob@example.org", code, T0 + 30, NULL), SHIM_AUTH_STATE);
@@ -433,7 +470,7 @@ static void test_truncated_state_fails_closed(void **state)
 		shim_gate_wipe(&c->gate);
 		load_techs(c);
 		assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
-						&c->fp.port, c->scratch,
+						&c->fp.port, &c->clock, c->scratch,
 						c->scratch_cap), SHIM_ECORRUPT);
 		blob = copy;
 		c->fp.store.fail_save = 0;
@@ -453,7 +490,8 @@ static void test_unreadable_state_fails_closed(void **state)
 	shim_gate_wipe(&c->gate);
 	load_techs(c);
 	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
-					&c->fp.port, c->scratch, c->scratch_cap),
+					&c->fp.port, &c->clock, c->scratch,
+					c->scratch_cap),
 			 SHIM_EIO);
 	code_at(c, 0, T0, code);
 	assert_int_equal(try(c, "alice@example.org", code, T0, NULL), SHIM_AUTH_STATE);
@@ -469,9 +507,432 @@ static void test_unwritable_store_at_first_start(void **state)
 	shim_gate_wipe(&c->gate);
 	load_techs(c);
 	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
-					&fp2.port, c->scratch, c->scratch_cap),
+					&fp2.port, &c->clock, c->scratch,
+					c->scratch_cap),
 			 SHIM_EIO);
 	fake_port_free(&fp2);
+}
+
+/* ---- missing state (item: a deleted state file is no fresh start) ---- */
+
+static void test_missing_state_is_fresh_start_on_a_new_unit(void **state)
+{
+	struct ctx *c = *state;
+	char code[9];
+
+	code_at(c, 0, T0, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0, NULL), SHIM_AUTH_OK);
+	store_delete(&c->fp, SHIM_GATE_STATE_NAME);
+	/* Factory-fresh (state not required): the marks are gone with the
+	 * file, so the same code is accepted once more. This is why the
+	 * daemon sets state_required on every unit that has started. */
+	restart(c);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 1, NULL), SHIM_AUTH_OK);
+	assert_non_null(fake_store_get(&c->fp, SHIM_GATE_STATE_NAME, &(size_t){ 0 }));
+}
+
+static void test_missing_state_fails_closed_when_required(void **state)
+{
+	struct ctx *c = *state;
+	char code[9], bob[9];
+
+	code_at(c, 0, T0, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0, NULL), SHIM_AUTH_OK);
+	store_delete(&c->fp, SHIM_GATE_STATE_NAME);
+	c->cfg.state_required = 1;
+	shim_gate_wipe(&c->gate);
+	load_techs(c);
+	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
+					&c->fp.port, &c->clock, c->scratch,
+					c->scratch_cap), SHIM_ENOENT);
+	/* Nothing was written: the loss stays visible to the next start. */
+	assert_null(fake_store_get(&c->fp, SHIM_GATE_STATE_NAME, &(size_t){ 0 }));
+	/* Every code is refused, the used one and a fresh one. */
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 1, NULL), SHIM_AUTH_STATE);
+	code_at(c, 1, T0 + 1, bob);
+	assert_int_equal(try(c, "bob@example.org", bob, T0 + 1, NULL), SHIM_AUTH_STATE);
+	/* An operator resets: every step up to now counts as used. */
+	assert_int_equal(shim_gate_reset_state(&c->gate, T0 + 1), 0);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 1, NULL), SHIM_AUTH_REPLAY);
+	assert_int_equal(try(c, "bob@example.org", bob, T0 + 1, NULL), SHIM_AUTH_REPLAY);
+	code_at(c, 1, T0 + 61, bob);
+	assert_int_equal(try(c, "bob@example.org", bob, T0 + 61, NULL), SHIM_AUTH_OK);
+	/* And the state exists again: the next start is a normal one. */
+	restart(c);
+	assert_int_equal(try(c, "bob@example.org", bob, T0 + 62, NULL), SHIM_AUTH_REPLAY);
+}
+
+static void test_reset_state_uses_the_clock_floor(void **state)
+{
+	struct ctx *c = *state;
+	char code[9];
+
+	code_at(c, 0, T0 + 3600, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 3600, NULL), SHIM_AUTH_OK);
+	/* An operator resets with a clock an hour behind: the marks still
+	 * start from the floor, so the code used an hour "later" stays used. */
+	assert_int_equal(shim_gate_reset_state(&c->gate, T0), 0);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 3600, NULL),
+			 SHIM_AUTH_REPLAY);
+}
+
+/* ---- the rate limit survives a restart -------------------------------- */
+
+static void test_rate_limit_survives_restart(void **state)
+{
+	struct ctx *c = *state;
+	char id[32], code[9];
+	unsigned i;
+
+	for (i = 0; i < c->cfg.rate_failures; i++) {
+		snprintf(id, sizeof(id), "spray%u", i);
+		assert_int_equal(try(c, id, "000000", T0 + 1, NULL), SHIM_AUTH_BAD_USER);
+	}
+	/* A power cycle does not give fresh guesses. */
+	restart_at(c, T0 + 2);
+	code_at(c, 0, T0 + 2, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 2, NULL),
+			 SHIM_AUTH_RATE_LIMITED);
+	restart_at(c, T0 + 3);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 3, NULL),
+			 SHIM_AUTH_RATE_LIMITED);
+	/* The window still ends on time. */
+	code_at(c, 0, T0 + 2 + c->cfg.rate_seconds, code);
+	assert_int_equal(try(c, "alice@example.org", code,
+			     T0 + 2 + c->cfg.rate_seconds, NULL), SHIM_AUTH_OK);
+}
+
+static void test_rate_limit_from_malformed_lines_survives_restart(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_auth_result r;
+	char code[9];
+	unsigned i;
+
+	fake_port_set_time(&c->fp, T0 + 1);
+	for (i = 0; i < c->cfg.rate_failures; i++) {
+		assert_int_equal(shim_gate_verify_line(&c->gate, "", 0, T0 + 1, &r), 0);
+	}
+	restart_at(c, T0 + 2);
+	code_at(c, 0, T0 + 2, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 2, NULL),
+			 SHIM_AUTH_RATE_LIMITED);
+}
+
+static void test_rate_limit_from_a_wrong_clock_does_not_close_the_shim(void **state)
+{
+	struct ctx *c = *state;
+	char id[32], code[9];
+	unsigned i;
+
+	/* Started with the clock a day ahead (unconfirmed), sprayed... */
+	restart_at(c, T0 + 86400);
+	for (i = 0; i < c->cfg.rate_failures; i++) {
+		snprintf(id, sizeof(id), "spray%u", i);
+		assert_int_equal(try(c, id, "000000", T0 + 86400, NULL), SHIM_AUTH_BAD_USER);
+	}
+	code_at(c, 0, T0 + 86400, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 86400, NULL),
+			 SHIM_AUTH_RATE_LIMITED);
+	/* ...then the clock is set right: those failures do not hold the
+	 * shim closed for a day. */
+	restart_at(c, T0 + 60);
+	assert_int_equal(shim_clock_peek(&c->clock, T0 + 60), SHIM_CLOCK_TRUSTED);
+	code_at(c, 0, T0 + 60, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 60, NULL), SHIM_AUTH_OK);
+}
+
+static void put_id(uint8_t **p, const char *id)
+{
+	size_t n = strlen(id);
+
+	*(*p)++ = (uint8_t)n;
+	memcpy(*p, id, n);
+	*p += n;
+}
+
+static void put64(uint8_t **p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--) {
+		*(*p)++ = (uint8_t)(v >> (i * 8));
+	}
+}
+
+static void put32(uint8_t **p, uint32_t v)
+{
+	int i;
+
+	for (i = 3; i >= 0; i--) {
+		*(*p)++ = (uint8_t)(v >> (i * 8));
+	}
+}
+
+static void test_version_1_state_still_reads(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t blob[512], *p = blob;
+	char code[9];
+	uint64_t step = (uint64_t)(T0 / 30);
+
+	/* A state written by the previous version: no rate section. */
+	memcpy(p, "SHGS\x01\x00\x00\x00", 8);
+	p += 8;
+	put64(&p, (uint64_t)T0);
+	put32(&p, 1);
+	put_id(&p, "alice@example.org");
+	put64(&p, step);
+	*p++ = 0;
+	put64(&p, (uint64_t)T0);
+	put32(&p, 2);
+	put_id(&p, "mallory");
+	put32(&p, 5);
+	put64(&p, (uint64_t)T0);
+	put64(&p, (uint64_t)T0 + 300);
+	put_id(&p, "bob@example.org");
+	put32(&p, 5);
+	put64(&p, (uint64_t)T0);
+	put64(&p, (uint64_t)T0 + 300);
+	put32(&p, shim_crc32(0, blob, (size_t)(p - blob)));
+	assert_int_equal(c->fp.port.store.save(c->fp.port.store.ctx,
+					       SHIM_GATE_STATE_NAME, blob,
+					       (size_t)(p - blob)), 0);
+	restart_at(c, T0 + 5);
+	code_at(c, 0, T0, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 5, NULL), SHIM_AUTH_REPLAY);
+	assert_int_equal(try(c, "mallory", "123456", T0 + 5, NULL), SHIM_AUTH_LOCKED_OUT);
+	code_at(c, 1, T0 + 5, code);
+	assert_int_equal(try(c, "bob@example.org", code, T0 + 5, NULL), SHIM_AUTH_LOCKED_OUT);
+	/* The next save writes the current version, which reads back. */
+	code_at(c, 2, T0 + 5, code);
+	assert_int_equal(try(c, "carol", code, T0 + 5, NULL), SHIM_AUTH_OK);
+	assert_int_equal(fake_store_get(&c->fp, SHIM_GATE_STATE_NAME,
+					&(size_t){ 0 })[4], 2);
+	restart(c);
+	assert_int_equal(try(c, "carol", code, T0 + 6, NULL), SHIM_AUTH_REPLAY);
+	assert_int_equal(try(c, "mallory", "123456", T0 + 6, NULL), SHIM_AUTH_LOCKED_OUT);
+}
+
+static void test_upgrade_takes_the_clock_floor_from_version_1(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t blob[64], *p = blob;
+	int64_t last = T0 + 3600;
+
+	/* A unit that ran the previous version: its gate state kept the last
+	 * trusted time, and there is no clock floor yet. */
+	memcpy(p, "SHGS\x01\x00\x00\x00", 8);
+	p += 8;
+	put64(&p, (uint64_t)last);
+	put32(&p, 0);
+	put32(&p, 0);
+	put32(&p, shim_crc32(0, blob, (size_t)(p - blob)));
+	assert_int_equal(c->fp.port.store.save(c->fp.port.store.ctx,
+					       SHIM_GATE_STATE_NAME, blob,
+					       (size_t)(p - blob)), 0);
+	store_delete(&c->fp, SHIM_CLOCK_STATE_NAME);
+	c->cfg.state_required = 1;
+	/* Started with the clock set back an hour: caught by that time. */
+	restart_at(c, T0);
+	assert_int_equal(shim_clock_floor(&c->clock), last);
+	assert_int_equal(shim_clock_peek(&c->clock, T0), SHIM_CLOCK_UNTRUSTED);
+	assert_non_null(fake_store_get(&c->fp, SHIM_CLOCK_STATE_NAME, &(size_t){ 0 }));
+	/* And at the right time, trusted without an operator. */
+	store_delete(&c->fp, SHIM_CLOCK_STATE_NAME);
+	assert_int_equal(c->fp.port.store.save(c->fp.port.store.ctx,
+					       SHIM_GATE_STATE_NAME, blob,
+					       (size_t)(p - blob)), 0);
+	restart_at(c, last + 10);
+	assert_int_equal(shim_clock_peek(&c->clock, last + 10), SHIM_CLOCK_TRUSTED);
+	/* An existing floor is never replaced from the gate state. */
+	assert_int_equal(shim_clock_adopt_floor(&c->clock, T0), SHIM_ESTATE);
+}
+
+/* ---- an ID spray cannot lock out enrolled technicians ----------------- */
+
+static void test_lockout_table_spray_leaves_enrolled_reachable(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_auth_result r;
+	char id[32], code[9];
+	int64_t t = T0;
+	unsigned i, k;
+
+	/* A patient sprayer, under the shim-wide limit, fills every slot. */
+	c->cfg.lockout_seconds = 7200;
+	c->cfg.rate_failures = SHIM_GATE_RATE_SLOTS;
+	c->cfg.rate_seconds = 1;
+	restart(c);
+	for (i = 0; i < SHIM_GATE_LOCK_SLOTS + 8; i++) {
+		snprintf(id, sizeof(id), "spray%u", i);
+		for (k = 0; k < c->cfg.max_failures; k++) {
+			try(c, id, "000000", t++, NULL);
+		}
+	}
+	assert_int_equal(shim_gate_lockouts(&c->gate, t), SHIM_GATE_LOCK_SLOTS);
+	/* A new unknown ID is refused outright... */
+	assert_int_equal(try(c, "another", "000000", t, &r), SHIM_AUTH_RATE_LIMITED);
+	/* ...the sprayed ones stay locked... */
+	assert_int_equal(try(c, "spray0", "000000", t, NULL), SHIM_AUTH_LOCKED_OUT);
+	/* ...and enrolled technicians get in, also after a restart. */
+	code_at(c, 0, t, code);
+	assert_int_equal(try(c, "alice@example.org", code, t, &r), SHIM_AUTH_OK);
+	restart_at(c, t + 1);
+	code_at(c, 1, t + 1, code);
+	assert_int_equal(try(c, "bob@example.org", code, t + 1, &r), SHIM_AUTH_OK);
+	assert_int_equal(try(c, "another", "000000", t + 2, &r), SHIM_AUTH_RATE_LIMITED);
+	/* An enrolled ID's own lockout still works with the table full. */
+	lock(c, "carol", t + 3);
+	code_at(c, 2, t + 4, code);
+	assert_int_equal(try(c, "carol", code, t + 4, NULL), SHIM_AUTH_LOCKED_OUT);
+	assert_int_equal(shim_gate_lockout_left(&c->gate, "carol", t + 4),
+			 c->cfg.lockout_seconds - 1);
+	assert_int_equal(shim_gate_reset_lockout(&c->gate, "carol", t + 4), 0);
+	assert_int_equal(try(c, "carol", code, t + 4, NULL), SHIM_AUTH_OK);
+}
+
+/* ---- the gate and clock trust ---------------------------------------- */
+
+static void test_gate_needs_a_clock(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_clock zero;
+	char code[9];
+
+	shim_gate_wipe(&c->gate);
+	load_techs(c);
+	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
+					&c->fp.port, NULL, c->scratch,
+					c->scratch_cap), SHIM_EINVAL);
+	/* A clock that was never initialised is UNKNOWN: refused. */
+	memset(&zero, 0, sizeof(zero));
+	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
+					&c->fp.port, &zero, c->scratch,
+					c->scratch_cap), 0);
+	code_at(c, 0, T0, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0, NULL), SHIM_AUTH_CLOCK);
+	assert_int_equal(shim_gate_clock_check(&c->gate, T0), SHIM_ECLOCK);
+}
+
+static void test_clock_jump_while_running_refused_and_reported(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_auth_result r;
+	char code[9];
+
+	/* The wall clock leaps an hour ahead; the monotonic clock does not. */
+	c->fp.wall_ns += 3600LL * 1000000000LL;
+	code_at(c, 0, T0 + 3600, code);
+	assert_int_equal(shim_gate_verify(&c->gate, "alice@example.org", 17, code,
+					  strlen(code), T0 + 3600, &r), 0);
+	assert_int_equal(r.outcome, SHIM_AUTH_CLOCK);
+	assert_int_equal(r.clock.verdict, SHIM_CLOCK_UNTRUSTED);
+	assert_int_equal(r.clock.reason, SHIM_CLOCK_WHY_JUMP);
+	assert_int_equal(r.clock.jumped, 1);
+	assert_int_equal(r.clock.wall, T0 + 3600);
+	assert_int_equal(r.clock.expected, T0);
+	/* Reported once; still refused; not counted against anyone. */
+	assert_int_equal(shim_gate_verify(&c->gate, "alice@example.org", 17, code,
+					  strlen(code), T0 + 3600, &r), 0);
+	assert_int_equal(r.outcome, SHIM_AUTH_CLOCK);
+	assert_int_equal(r.clock.jumped, 0);
+	assert_int_equal(r.failures, 0);
+	/* Back within the bound of expected: accepted again. */
+	code_at(c, 0, T0 + 10, code);
+	c->fp.wall_ns = c->fp.mono_ns + 10LL * 1000000000LL;
+	assert_int_equal(shim_gate_verify(&c->gate, "alice@example.org", 17, code,
+					  strlen(code), T0 + 10, &r), 0);
+	assert_int_equal(r.outcome, SHIM_AUTH_OK);
+	assert_int_equal(r.clock.recovered, 1);
+}
+
+static void test_unconfirmed_clock_confirmed_by_a_valid_code(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_auth_result r;
+	int64_t later = T0 + 86400;
+	char code[9];
+
+	/* Off for a day (or moved a day ahead while off). */
+	restart_at(c, later);
+	assert_int_equal(shim_clock_peek(&c->clock, later), SHIM_CLOCK_UNCONFIRMED);
+	assert_int_equal(shim_gate_clock_check(&c->gate, later), 0);
+	/* A wrong code confirms nothing. */
+	assert_int_equal(try(c, "alice@example.org", "000000", later, &r),
+			 SHIM_AUTH_BAD_CODE);
+	assert_int_equal(r.clock_confirmed, 0);
+	assert_int_equal(shim_clock_peek(&c->clock, later), SHIM_CLOCK_UNCONFIRMED);
+	code_at(c, 0, later, code);
+	assert_int_equal(try(c, "alice@example.org", code, later, &r), SHIM_AUTH_OK);
+	assert_int_equal(r.clock.verdict, SHIM_CLOCK_UNCONFIRMED);
+	assert_int_equal(r.clock_confirmed, 1);
+	assert_string_equal(shim_clock_source(&c->clock), "totp");
+	assert_int_equal(shim_clock_peek(&c->clock, later), SHIM_CLOCK_TRUSTED);
+	assert_int_equal(shim_clock_floor(&c->clock), later);
+	/* Persisted: the next start at that time is trusted. */
+	restart_at(c, later + 5);
+	assert_int_equal(shim_clock_peek(&c->clock, later + 5), SHIM_CLOCK_TRUSTED);
+}
+
+static void test_unconfirmed_clock_does_not_expire_lockouts(void **state)
+{
+	struct ctx *c = *state;
+	int64_t later = T0 + 86400;
+	char id[32], code[9];
+	unsigned i;
+
+	lock(c, "alice@example.org", T0);
+	for (i = 0; i < c->cfg.rate_failures - 1; i++) {
+		snprintf(id, sizeof(id), "spray%u", i);
+		try(c, id, "000000", T0, NULL);
+	}
+	/* The clock is moved a day ahead while off: neither the lockout nor
+	 * the rate window may pass on its word. */
+	restart_at(c, later);
+	code_at(c, 0, later, code);
+	assert_int_equal(try(c, "alice@example.org", code, later, NULL),
+			 SHIM_AUTH_RATE_LIMITED);
+	/* An operator confirms the time: now both have expired. */
+	assert_int_equal(shim_clock_confirm(&c->clock, "admin"), 0);
+	assert_int_equal(try(c, "alice@example.org", code, later, NULL), SHIM_AUTH_OK);
+}
+
+static void test_unconfirmed_clock_keeps_lockout(void **state)
+{
+	struct ctx *c = *state;
+	int64_t later = T0 + 86400;
+	char code[9];
+
+	lock(c, "alice@example.org", T0);
+	restart_at(c, later);
+	code_at(c, 0, later, code);
+	assert_int_equal(try(c, "alice@example.org", code, later, NULL),
+			 SHIM_AUTH_LOCKED_OUT);
+	/* Another technician's code confirms the clock... */
+	code_at(c, 1, later, code);
+	assert_int_equal(try(c, "bob@example.org", code, later, NULL), SHIM_AUTH_OK);
+	/* ...and then the day has really passed. */
+	code_at(c, 0, later + 30, code);
+	assert_int_equal(try(c, "alice@example.org", code, later + 30, NULL), SHIM_AUTH_OK);
+}
+
+static void test_success_raises_the_clock_floor(void **state)
+{
+	struct ctx *c = *state;
+	char code[9];
+
+	code_at(c, 0, T0 + 600, code);
+	assert_int_equal(try(c, "alice@example.org", code, T0 + 600, NULL), SHIM_AUTH_OK);
+	assert_int_equal(shim_clock_floor(&c->clock), T0 + 600);
+	/* The heartbeat raises it as time passes. */
+	fake_port_set_time(&c->fp, T0 + 660);
+	assert_int_equal(shim_gate_note_time(&c->gate, T0 + 660), 0);
+	assert_int_equal(shim_clock_floor(&c->clock), T0 + 660);
+	/* A reading ahead of the monotonic clock (within the jump bound)
+	 * moves the floor by a second at most. */
+	assert_int_equal(shim_gate_note_time(&c->gate, T0 + 700), 0);
+	assert_int_equal(shim_clock_floor(&c->clock), T0 + 661);
 }
 
 static void test_verify_line_parsing(void **state)
@@ -552,6 +1013,21 @@ int main(void)
 		T(test_verify_line_parsing),
 		T(test_generated_secret_round_trip),
 		T(test_wipe_clears_secrets),
+		T(test_missing_state_is_fresh_start_on_a_new_unit),
+		T(test_missing_state_fails_closed_when_required),
+		T(test_reset_state_uses_the_clock_floor),
+		T(test_rate_limit_survives_restart),
+		T(test_rate_limit_from_malformed_lines_survives_restart),
+		T(test_rate_limit_from_a_wrong_clock_does_not_close_the_shim),
+		T(test_version_1_state_still_reads),
+		T(test_upgrade_takes_the_clock_floor_from_version_1),
+		T(test_lockout_table_spray_leaves_enrolled_reachable),
+		T(test_gate_needs_a_clock),
+		T(test_clock_jump_while_running_refused_and_reported),
+		T(test_unconfirmed_clock_confirmed_by_a_valid_code),
+		T(test_unconfirmed_clock_does_not_expire_lockouts),
+		T(test_unconfirmed_clock_keeps_lockout),
+		T(test_success_raises_the_clock_floor),
 	};
 #undef T
 
