@@ -271,6 +271,21 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		replys(c, buf);
 		return;
 	}
+	if (strcmp(line, "clock-status") == 0) {
+		n = shimd_clock_status(d, buf, sizeof(buf));
+		reply(c, buf, n);
+		replys(c, "ok\n");
+		return;
+	}
+	if (strcmp(line, "clock-trust") == 0) {
+		char msg[160];
+
+		rc = shimd_clock_trust(d, who, msg, sizeof(msg));
+		admin_event(d, c, "clock_trust", rc == 0 ? "done" : "failed");
+		snprintf(buf, sizeof(buf), "%s\n%s", msg, rc == 0 ? "ok\n" : "");
+		replys(c, buf);
+		return;
+	}
 	if (strcmp(line, "gate-reset-state") == 0) {
 		rc = shimd_gate_reset_state(d, who);
 		admin_event(d, c, "gate_reset_state", rc == 0 ? "done" : "failed");

@@ -634,6 +634,12 @@ static void handle_line(struct shimd *d, int overflow)
 	if (rc < 0 && res.outcome == SHIM_AUTH_OK) {
 		res.outcome = SHIM_AUTH_STATE;
 	}
+	shimd_clock_report(d, &res.clock);
+	if (res.clock_confirmed) {
+		emit_simple(d, "clock_confirmed", SHIM_SEV_NOTICE, "source", "totp");
+		log_info("clock confirmed by a valid code");
+		shimd_clock_report(d, NULL);
+	}
 	if (res.outcome == SHIM_AUTH_OK && res.tech >= 0 &&
 	    (size_t)res.tech < d->cfg.ntechs) {
 		if (d->state == SHIM_ST_OPEN) {
@@ -1235,6 +1241,126 @@ int shimd_gate_reset_state(struct shimd *d, const char *who)
 	return rc;
 }
 
+/* ---- clock trust ------------------------------------------------------------ */
+
+#define SHIMD_CLOCK_CHECK_MS 5000
+#define SHIMD_CLOCK_SAVE_EVERY 12 /* checks: the floor is saved each minute */
+
+static int unit_started_before(struct shimd *d)
+{
+	uint8_t buf[16];
+	size_t len = 0;
+	int rc;
+
+	rc = d->lp.port.store.load(d->lp.port.store.ctx, SHIM_TAMPER_BLOB_BOOT,
+				   buf, sizeof(buf), &len);
+	/* present (too big for the probe buffer is present too) or not
+	 * readable: either way not a factory-fresh unit */
+	return rc != SHIM_ENOENT;
+}
+
+void shimd_clock_report(struct shimd *d, const struct shim_clock_report *rep)
+{
+	struct shim_event ev;
+	int64_t now = 0;
+
+	if (rep != NULL && rep->jumped) {
+		log_err("clock jump: wall clock %" PRId64 ", trusted clock %" PRId64
+			" (%+" PRId64 " s): codes, deletions and token expiry "
+			"refused until it is back or confirmed (shimctl clock trust)",
+			rep->wall, rep->expected, rep->wall - rep->expected);
+		if (shim_event_init(&ev, "clock_jump", SHIM_SEV_ERR,
+				    shimd_wall_ns()) == 0) {
+			ev.priority = 1;
+			shim_event_add_i64(&ev, "wall", rep->wall);
+			shim_event_add_i64(&ev, "expected", rep->expected);
+			shim_event_add_i64(&ev, "offset", rep->wall - rep->expected);
+			shimd_emit(d, &ev);
+		}
+	}
+	if (rep != NULL && rep->recovered) {
+		log_warn("clock back within %u s of the trusted clock",
+			 (unsigned)d->clock.cfg.max_jump);
+		emit_simple(d, "clock_recovered", SHIM_SEV_NOTICE, "reason", "within_bound");
+	}
+	/* Retention deletes only against a trusted time. */
+	if (d->rec != NULL) {
+		if (shim_clock_trusted_now(&d->clock, &now) < 0) {
+			now = 0;
+		}
+		shim_recorder_set_trusted_time(d->rec, now);
+	}
+}
+
+static void clock_tick(struct shimd *d)
+{
+	struct shim_clock_report rep;
+	static unsigned ticks;
+
+	memset(&rep, 0, sizeof(rep));
+	shim_clock_check(&d->clock, &rep);
+	shimd_clock_report(d, &rep);
+	if (++ticks % SHIMD_CLOCK_SAVE_EVERY == 0 &&
+	    rep.verdict == SHIM_CLOCK_TRUSTED) {
+		int rc = shim_clock_save(&d->clock);
+
+		if (rc < 0) {
+			log_warn("clock floor not saved: %s", shim_strerror(rc));
+		}
+	}
+	shimd_timer_set(d, SHIMD_T_CLOCK, SHIMD_CLOCK_CHECK_MS);
+}
+
+int shimd_clock_trust(struct shimd *d, const char *who, char *msg, size_t cap)
+{
+	struct shim_event ev;
+	int64_t before = shim_clock_floor(&d->clock);
+	int rc;
+
+	rc = shim_clock_confirm(&d->clock, "admin");
+	log_warn("admin %s: clock trusted as it is now (floor was %" PRId64
+		 "): %s", who, before, rc == 0 ? "done" : shim_strerror(rc));
+	if (shim_event_init(&ev, "clock_confirmed", SHIM_SEV_WARNING,
+			    shimd_wall_ns()) == 0) {
+		ev.priority = 1;
+		shim_event_add(&ev, "source", "admin");
+		shim_event_add(&ev, "by", who);
+		shim_event_add_i64(&ev, "previous_floor", before);
+		shim_event_add(&ev, "result", rc == 0 ? "done" : shim_strerror(rc));
+		shimd_emit(d, &ev);
+	}
+	if (rc < 0) {
+		snprintf(msg, cap, "error: clock not trusted: %s", shim_strerror(rc));
+		return rc;
+	}
+	shimd_clock_report(d, NULL);
+	snprintf(msg, cap, "clock trusted from now on (wall %" PRId64 ")",
+		 (int64_t)(shimd_wall_ns() / 1000000000LL));
+	return 0;
+}
+
+size_t shimd_clock_status(struct shimd *d, char *buf, size_t cap)
+{
+	int64_t wall = shimd_wall_ns() / 1000000000LL;
+	enum shim_clock_verdict v = shim_clock_peek(&d->clock, wall);
+	int n;
+
+	n = snprintf(buf, cap,
+		     "clock: %s\n"
+		     "wall: %" PRId64 "\n"
+		     "floor: %" PRId64 "\n"
+		     "max_jump: %u\n"
+		     "confirmed_by: %s\n",
+		     shim_clock_verdict_name(v), wall, shim_clock_floor(&d->clock),
+		     (unsigned)d->clock.cfg.max_jump,
+		     shim_clock_source(&d->clock)[0] ? shim_clock_source(&d->clock) :
+						       "-");
+	if (n < 0) {
+		return 0;
+	}
+	return (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
 static const char *iso_time(int64_t ns, char *buf, size_t cap)
 {
 	time_t t = (time_t)(ns / 1000000000LL);
@@ -1295,8 +1421,7 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 				       "connected") : "absent",
 		     d->cfg.dev_path, d->dev_up ? "open" : "absent",
 		     shim_gate_lockouts(&d->gate, now),
-		     shim_gate_clock_check(&d->gate, now) == 0 ? "ok" :
-								  "untrusted",
+		     shim_clock_verdict_name(shim_clock_peek(&d->clock, now)),
 		     rs.failed ? "failed" : "ok", rs.failed ? ": " : "",
 		     rs.failed ? rs.failure : "", rs.storage_used,
 		     es.link_up ? "up" : (es.link_error[0] ? es.link_error :
@@ -1510,6 +1635,10 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 		break;
 	case SHIMD_T_DEVRESET:
 		device_reset_done(d);
+		break;
+	case SHIMD_T_CLOCK:
+		timer_ack(d, t);
+		clock_tick(d);
 		break;
 	default:
 		timer_ack(d, t);
@@ -1825,7 +1954,15 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		struct shim_clock_cfg ccfg;
 
 		shim_clock_cfg_default(&ccfg);
+		/* A unit that has started before has a signed boot record
+		 * (written after the gate state and the clock floor at every
+		 * start): their absence then is loss or tampering, not a
+		 * fresh start. */
+		d->cfg.gate.state_required = unit_started_before(d);
 		ccfg.state_required = d->cfg.gate.state_required;
+		if (d->cfg.clock_max_jump >= 1) {
+			ccfg.max_jump = (uint32_t)d->cfg.clock_max_jump;
+		}
 		rc = shim_clock_init(&d->clock, &ccfg, &d->lp.port);
 		if (rc == SHIM_EINVAL) {
 			log_err("clock: %s", shim_strerror(rc));
@@ -1846,8 +1983,12 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 			    d->gate_scratch_cap);
 	if (rc < 0) {
 		/* The gate refuses every code until an operator decides. */
-		log_err("gate state: %s: every code is refused until the state "
-			"is reset", shim_strerror(rc));
+		const char *what = rc == SHIM_ENOENT ? "missing" :
+				   rc == SHIM_ECORRUPT ? "corrupt" : "unreadable";
+
+		log_err("gate state %s (%s): every code is refused until "
+			"shimctl gate reset-state", what, shim_strerror(rc));
+		emit_simple(d, "gate_state_lost", SHIM_SEV_ERR, "reason", what);
 	}
 	now = shimd_wall_ns() / 1000000000LL;
 	{
@@ -1879,6 +2020,8 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 			shim_strerror(rc));
 		return rc;
 	}
+	shimd_clock_report(d, NULL);
+	shimd_timer_set(d, SHIMD_T_CLOCK, SHIMD_CLOCK_CHECK_MS);
 	if (shim_recorder_local_custody(d->rec)) {
 		log_warn("recording key custody is local (no recording.public_key): "
 			 "whoever takes this shim's storage can read its recordings; "

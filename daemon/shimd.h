@@ -82,6 +82,7 @@ enum shimd_timer {
 	SHIMD_T_HEARTBEAT,      /* tamper.heartbeat_period */
 	SHIMD_T_ADMIN,          /* admin clients' idle limit */
 	SHIMD_T_DEVRESET,       /* DTR held low after a session (device_reset) */
+	SHIMD_T_CLOCK,          /* clock trust check and floor save */
 	SHIMD_T__COUNT,
 };
 
@@ -211,6 +212,14 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap);
 /* shimctl gate reset-state: a lost or damaged gate state is replaced by
  * one that marks every time step up to now as used. */
 int shimd_gate_reset_state(struct shimd *d, const char *who);
+
+/* Reports what a clock check saw (clock_jump, recovery) and gives the
+ * recorder the trusted time, or none. */
+void shimd_clock_report(struct shimd *d, const struct shim_clock_report *rep);
+
+/* shimctl clock trust / status. */
+int shimd_clock_trust(struct shimd *d, const char *who, char *msg, size_t cap);
+size_t shimd_clock_status(struct shimd *d, char *buf, size_t cap);
 
 /* Clears a technician's lockout (and the LOCKED state). */
 int shimd_reset_lockout(struct shimd *d, const char *id, const char *who);

@@ -337,12 +337,19 @@ int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
 	char lid[SHIM_LATCH_ID_MAX], tlid[SHIM_LATCH_ID_MAX];
 	char why_buf[256];
 	const char *why = "";
-	int64_t now = shimd_wall_ns() / 1000000000LL;
+	int64_t now = 0;
 	int rc;
 
 	if (!shim_tamper_is_latched(&d->tamper)) {
 		snprintf(msg, cap, "error: no emergency stop is latched");
 		return SHIM_ESTATE;
+	}
+	/* A token's lifetime is judged on the trusted clock only: a clock
+	 * set back would otherwise bring an expired token back to life. */
+	if (shim_clock_trusted_now(&d->clock, &now) < 0) {
+		return reset_refused(d, who, SHIM_ECLOCK, "shim clock not trusted: "
+				     "check it, then shimctl clock trust",
+				     msg, cap);
 	}
 	if (d->cfg.reset_authority_public_key == NULL) {
 		snprintf(msg, cap, "error: the configuration names no "
