@@ -118,6 +118,8 @@ struct shim_recorder {
 	int broken;            /* a failed write could not be cut back */
 	uint64_t gap;          /* bytes lost since the last good record (mu) */
 	uint64_t gap_marked;   /* of which the batch's gap marker reports */
+	uint64_t gap_in, gap_out;             /* gap by direction (mu) */
+	uint64_t gap_marked_in, gap_marked_out;
 	int64_t bstart_wall;   /* item time base when the batch began */
 	int64_t bstart_mono;
 	int64_t pending_since; /* monotonic ms of the oldest unsynced byte */
@@ -677,7 +679,11 @@ static int flush_batch(struct shim_recorder *r)
 		pthread_mutex_lock(&r->mu);
 		r->dropped += snap.batch_in + snap.batch_out;
 		r->gap += snap.batch_in + snap.batch_out;
+		r->gap_in += snap.batch_in;
+		r->gap_out += snap.batch_out;
 		r->gap_marked = 0;
+		r->gap_marked_in = 0;
+		r->gap_marked_out = 0;
 		pthread_mutex_unlock(&r->mu);
 		set_failure(r, "writing session record", rc);
 		return rc;
@@ -685,7 +691,11 @@ static int flush_batch(struct shim_recorder *r)
 	r->good_size += len;
 	pthread_mutex_lock(&r->mu);
 	r->gap -= r->gap_marked;
+	r->gap_in -= r->gap_marked_in;
+	r->gap_out -= r->gap_marked_out;
 	r->gap_marked = 0;
+	r->gap_marked_in = 0;
+	r->gap_marked_out = 0;
 	r->records = r->w.records;
 	r->storage_used += len;
 	if (r->cfg->max_bytes != 0 && r->storage_used > r->cfg->max_bytes) {
@@ -727,7 +737,7 @@ static int sync_now(struct shim_recorder *r)
 static void add_item(struct shim_recorder *r, int kind, const uint8_t *buf,
 		     size_t len, int64_t wall, int64_t mono)
 {
-	uint64_t gap;
+	uint64_t gap, gap_in, gap_out;
 	int rc;
 
 	if (r->broken) {
@@ -735,6 +745,11 @@ static void add_item(struct shim_recorder *r, int kind, const uint8_t *buf,
 			pthread_mutex_lock(&r->mu);
 			r->dropped += len;
 			r->gap += len;
+			if (kind == Q_IN) {
+				r->gap_in += len;
+			} else {
+				r->gap_out += len;
+			}
 			pthread_mutex_unlock(&r->mu);
 		}
 		return;
@@ -746,17 +761,31 @@ static void add_item(struct shim_recorder *r, int kind, const uint8_t *buf,
 		r->bstart_mono = r->w.prev_mono;
 		pthread_mutex_lock(&r->mu);
 		gap = r->gap;
+		gap_in = r->gap_in;
+		gap_out = r->gap_out;
 		pthread_mutex_unlock(&r->mu);
 		if (gap > 0) {
-			char m[64];
-			int n = snprintf(m, sizeof(m),
-					 "recording_gap%c%llu bytes not recorded",
-					 0, (unsigned long long)gap);
+			char m[96];
+			int n;
 
+			if (gap_in + gap_out == gap) {
+				n = snprintf(m, sizeof(m),
+					     "recording_gap%c%llu bytes not recorded "
+					     "(in %llu, out %llu)", 0,
+					     (unsigned long long)gap,
+					     (unsigned long long)gap_in,
+					     (unsigned long long)gap_out);
+			} else {
+				n = snprintf(m, sizeof(m),
+					     "recording_gap%c%llu bytes not recorded",
+					     0, (unsigned long long)gap);
+			}
 			if (shim_rec_writer_add(&r->w, SHIM_REC_META,
 						(const uint8_t *)m, (size_t)n,
 						wall, mono) == 0) {
 				r->gap_marked = gap;
+				r->gap_marked_in = gap_in;
+				r->gap_marked_out = gap_out;
 			}
 		}
 	}
@@ -1340,6 +1369,8 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	r->dropped = 0;
 	r->gap = 0;
 	r->gap_marked = 0;
+	r->gap_in = r->gap_out = 0;
+	r->gap_marked_in = r->gap_marked_out = 0;
 	r->broken = 0;
 	r->bytes_in = 0;
 	r->bytes_out = 0;
@@ -1427,6 +1458,11 @@ int shim_recorder_traffic(struct shim_recorder *r, enum shim_rec_dir dir,
 			 * writer keeps trying to record the rest. */
 			r->dropped += len;
 			r->gap += len;
+			if (dir == SHIM_DIR_IN) {
+				r->gap_in += len;
+			} else {
+				r->gap_out += len;
+			}
 			r->want_room = 0;
 			rc = 0;
 		}

@@ -1378,8 +1378,13 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 	int64_t now_ns = shimd_wall_ns();
 	int64_t now = now_ns / 1000000000LL;
 	char since[32], started[32];
+	char latch[SHIM_LATCH_ID_MAX];
 	int n;
 
+	if (!shim_tamper_is_latched(&d->tamper) ||
+	    shim_tamper_latch_id(&d->tamper, latch, sizeof(latch)) < 0) {
+		snprintf(latch, sizeof(latch), "-");
+	}
 	memset(&rs, 0, sizeof(rs));
 	memset(&es, 0, sizeof(es));
 	if (d->rec != NULL) {
@@ -1405,7 +1410,8 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 		     "storage_used: %" PRIu64 "\n"
 		     "siem_link: %s\n"
 		     "siem_spool: %" PRIu64 "\n"
-		     "emergency_stop: %s\n",
+		     "emergency_stop: %s\n"
+		     "tamper_latch: %s\n",
 		     d->cfg.shim_id ? d->cfg.shim_id : "",
 		     shim_state_name(d->state),
 		     iso_time(d->state_since_ns, since, sizeof(since)),
@@ -1421,13 +1427,15 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 				       "connected") : "absent",
 		     d->cfg.dev_path, d->dev_up ? "open" : "absent",
 		     shim_gate_lockouts(&d->gate, now),
+		     shim_clock_peek(&d->clock, now) == SHIM_CLOCK_TRUSTED ? "ok" :
 		     shim_clock_verdict_name(shim_clock_peek(&d->clock, now)),
 		     rs.failed ? "failed" : "ok", rs.failed ? ": " : "",
 		     rs.failed ? rs.failure : "", rs.storage_used,
 		     es.link_up ? "up" : (es.link_error[0] ? es.link_error :
 				       "down"),
 		     es.spool_depth,
-		     d->state == SHIM_ST_EMERGENCY_STOP ? d->estop_event : "no");
+		     d->state == SHIM_ST_EMERGENCY_STOP ? d->estop_event : "no",
+		     latch);
 	if (n < 0) {
 		return 0;
 	}
