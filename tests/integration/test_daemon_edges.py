@@ -402,6 +402,32 @@ def test_rate_limit_survives_restart():
         s.cleanup()
 
 
+# ---- secrets at rest: a readable config holding secrets is refused -------------
+
+def test_readable_config_with_secrets_is_refused():
+    s = st.Shim()
+    try:
+        os.chmod(s.config, 0o644)
+        r = subprocess.run([st.SHIMD, "--check-config", s.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0, r
+        assert s.config in r.stderr and "readable by group or others" in \
+            r.stderr, r.stderr
+        # the secret itself is never echoed in the error
+        for secret in st.TECHS.values():
+            assert secret not in r.stderr, r.stderr
+        r = subprocess.run([st.SHIMD, "--config", s.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "readable by group or others" in \
+            r.stderr, r
+        os.chmod(s.config, 0o600)
+        r = subprocess.run([st.SHIMD, "--check-config", s.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+    finally:
+        s.cleanup()
+
+
 # ---- 11. a clock jump ahead --------------------------------------------------------
 
 def libfaketime():
