@@ -10,6 +10,7 @@ budget and write failures."""
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import subprocess
@@ -573,8 +574,14 @@ def test_full_filesystem():
         check(pieces_exact(lines), "every recorded chunk is exact")
         gaps = [l for l in lines if l["type"] == "meta" and
                 l["event"] == "recording_gap"]
-        check(all(l["detail"].endswith(" bytes not recorded")
-                  for l in gaps), "gap markers say what was lost")
+        def split_ok(detail):
+            m = re.fullmatch(r"(\d+) bytes not recorded \(in (\d+), out (\d+)\)",
+                             detail)
+            return m is not None and \
+                int(m.group(1)) == int(m.group(2)) + int(m.group(3))
+        check(all(split_ok(l["detail"]) for l in gaps),
+              "gap markers say what was lost, each way: %r" %
+              [l["detail"] for l in gaps])
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
         s.cleanup()
