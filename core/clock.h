@@ -118,7 +118,8 @@ enum shim_clock_verdict shim_clock_peek(const struct shim_clock *c,
 					int64_t wall_s);
 
 /* The current wall time, for deletions and expiries: 0 and *now set when
- * TRUSTED, else SHIM_ECLOCK and *now = 0. */
+ * TRUSTED, else SHIM_ECLOCK and *now = 0. Changes nothing: a jump it sees
+ * is still reported, once, by the next shim_clock_check(). */
 int shim_clock_trusted_now(struct shim_clock *c, int64_t *now);
 
 /* Advances the floor to the current wall clock and persists it, when the

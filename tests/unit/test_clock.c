@@ -203,6 +203,25 @@ static void test_forward_jump_while_running(void **state)
 	assert_int_equal(r.recovered, 0);
 }
 
+/* Asking for the trusted time does not swallow the jump report: whoever
+ * checks next still hears of it, once. */
+static void test_trusted_now_leaves_the_jump_to_report(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_clock_report r;
+	int64_t now;
+
+	pass(c, 60);
+	assert_int_equal(check(c, &r), SHIM_CLOCK_TRUSTED);
+	c->fp.wall_ns += 600 * NS;
+	assert_int_equal(shim_clock_trusted_now(&c->clk, &now), SHIM_ECLOCK);
+	assert_int_equal(now, 0);
+	assert_int_equal(check(c, &r), SHIM_CLOCK_UNTRUSTED);
+	assert_int_equal(r.jumped, 1);
+	assert_int_equal(check(c, &r), SHIM_CLOCK_UNTRUSTED);
+	assert_int_equal(r.jumped, 0);
+}
+
 static void test_backward_jump_while_running(void **state)
 {
 	struct ctx *c = *state;
@@ -578,6 +597,7 @@ int main(void)
 		T(test_jump_before_build_date_untrusted),
 		T(test_creeping_clock_caught),
 		T(test_floor_advances_and_never_goes_back),
+		T(test_trusted_now_leaves_the_jump_to_report),
 		T(test_start_behind_floor_untrusted),
 		T(test_start_slightly_behind_floor_trusted),
 		T(test_start_ahead_of_floor_unconfirmed),
