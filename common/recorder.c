@@ -41,6 +41,8 @@
 /* The default reserve (storage.min_free_bytes not set): a fixed part,
  * for the rest of the system (logs, the event spool, state blobs) ... */
 #define RESERVE_FIXED (64ull * 1024 * 1024)
+/* Retention passes asked for by a trusted time, at most this often. */
+#define PRUNE_EVERY_S 3600
 /* ... plus 1/20 of the filesystem, at most RESERVE_FRACTION_MAX ... */
 #define RESERVE_FRACTION 20u
 #define RESERVE_FRACTION_MAX (1024ull * 1024 * 1024)
@@ -129,6 +131,7 @@ struct shim_recorder {
 	/* retention (under mu): deletion only against a trusted time */
 	int64_t trusted_s;     /* Unix seconds from the daemon; 0 = none */
 	int prune_req;         /* a trusted time came: prune when idle */
+	int64_t prune_asked_s; /* trusted time of the last such request */
 	void (*on_deleted)(void *arg, const char *name, int64_t started_s);
 	void *deleted_arg;
 	pthread_mutex_t prune_mu; /* one pruning pass at a time */
@@ -1153,7 +1156,14 @@ void shim_recorder_set_trusted_time(struct shim_recorder *r, int64_t unix_s)
 	}
 	pthread_mutex_lock(&r->mu);
 	r->trusted_s = unix_s > 0 ? unix_s : 0;
-	if (r->trusted_s > 0 && r->cfg->retention_days != 0) {
+	/* The daemon gives the time every few seconds; retention counts in
+	 * days. A pass when the time first becomes trusted, then hourly (and
+	 * after each session, as before). */
+	if (r->trusted_s > 0 && r->cfg->retention_days != 0 &&
+	    (r->prune_asked_s == 0 ||
+	     r->trusted_s - r->prune_asked_s >= PRUNE_EVERY_S ||
+	     r->trusted_s < r->prune_asked_s)) {
+		r->prune_asked_s = r->trusted_s;
 		/* pruned by the writer when no session is open: the
 		 * caller's loop never waits for the disk */
 		r->prune_req = 1;

@@ -150,6 +150,16 @@ static void show_prompt(struct shimd *d)
 	says(d, prompt_fmt);
 }
 
+/* Answers a line that opens no session: one "Auth fail" line, then the
+ * failure delay (input is ignored meanwhile). */
+static void refuse_line(struct shimd *d, const char *answer)
+{
+	shim_lineedit_reset(&d->le);
+	says(d, answer);
+	d->fail_delay = 1;
+	shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
+}
+
 /* ---- states ------------------------------------------------------------ */
 
 static void set_state(struct shimd *d, enum shim_sm_event ev,
@@ -393,9 +403,7 @@ static void start_session(struct shimd *d, const struct shim_auth_result *res)
 		}
 		d->tech_id[0] = '\0';
 		d->session_id[0] = '\0';
-		says(d, "Auth fail: recording unavailable\r\n");
-		d->fail_delay = 1;
-		shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
+		refuse_line(d, "Auth fail: recording unavailable\r\n");
 		return;
 	}
 	d->session_start_mono = shimd_mono_ns();
@@ -475,6 +483,39 @@ static void resume_session(struct shimd *d, const struct shim_auth_result *res)
 		 d->session_id);
 	says(d, line);
 	shim_lineedit_reset(&d->le);
+}
+
+/* The conditions for opening a session that are not the code: a device
+ * that is there and not being reset, and (with storage) room to record.
+ * Returns 1 after answering the technician when one fails. */
+static int session_refused(struct shimd *d, const char *who, int storage)
+{
+	int rc;
+
+	if (d->dev_up && !shim_serial_alive(&d->dev)) {
+		/* a tty that vanished since it was opened (adapter pulled) */
+		on_device_lost(d);
+	}
+	if (!d->dev_up) {
+		log_warn("auth refused for '%s': device not connected", who);
+		refuse_line(d, "Auth fail: device not connected\r\n");
+		return 1;
+	}
+	if (d->dev_resetting) {
+		log_warn("auth refused for '%s': device reset in progress", who);
+		refuse_line(d, "Auth fail: device resetting, try again\r\n");
+		return 1;
+	}
+	rc = storage ? shim_recorder_can_start(d->rec) : 0;
+	if (rc < 0) {
+		log_err("auth refused for '%s': recording storage: %s", who,
+			shim_strerror(rc));
+		emit_simple(d, "storage_low", SHIM_SEV_ERR, "reason",
+			    shim_strerror(rc));
+		refuse_line(d, "Auth fail: recording storage full\r\n");
+		return 1;
+	}
+	return 0;
 }
 
 /* Copies the claimed ID (first word of the line) for logs and events. */
@@ -592,37 +633,9 @@ static void handle_line(struct shimd *d, int overflow)
 		show_prompt(d);
 		return;
 	}
-	if (d->dev_up && !shim_serial_alive(&d->dev)) {
-		/* a tty that vanished since it was opened (adapter pulled) */
-		on_device_lost(d);
-	}
-	if (!d->dev_up) {
-		/* Nothing to talk to: do not spend the code. */
-		shim_lineedit_reset(&d->le);
-		log_warn("auth refused for '%s': device not connected", who);
-		says(d, "Auth fail: device not connected\r\n");
-		d->fail_delay = 1;
-		shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
-		return;
-	}
-	if (d->dev_resetting) {
-		shim_lineedit_reset(&d->le);
-		log_warn("auth refused for '%s': device reset in progress", who);
-		says(d, "Auth fail: device resetting, try again\r\n");
-		d->fail_delay = 1;
-		shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
-		return;
-	}
-	rc = d->state == SHIM_ST_OPEN ? 0 : shim_recorder_can_start(d->rec);
-	if (rc < 0) {
-		shim_lineedit_reset(&d->le);
-		log_err("auth refused for '%s': recording storage: %s", who,
-			shim_strerror(rc));
-		emit_simple(d, "storage_low", SHIM_SEV_ERR, "reason",
-			    shim_strerror(rc));
-		says(d, "Auth fail: recording storage full\r\n");
-		d->fail_delay = 1;
-		shimd_timer_set(d, SHIMD_T_FAIL_DELAY, SHIMD_FAIL_DELAY_MS);
+	/* Nothing to talk to, or nowhere to record: do not spend the code.
+	 * (Within the reconnect grace a recording is live already.) */
+	if (session_refused(d, who, d->state != SHIM_ST_OPEN)) {
 		return;
 	}
 	t0 = shimd_mono_ns();
@@ -652,19 +665,10 @@ static void handle_line(struct shimd *d, int overflow)
 				 "reconnect grace: sealing it", d->session_id,
 				 d->tech_id, d->cfg.techs[res.tech].id);
 			shimd_end_session(d, "technician_disconnect");
-			if (d->state != SHIM_ST_CHALLENGE) {
-				return;
-			}
-			rc = shim_recorder_can_start(d->rec);
-			if (rc < 0) {
-				log_err("session for %s refused: recording storage: %s",
-					d->cfg.techs[res.tech].id, shim_strerror(rc));
-				emit_simple(d, "storage_low", SHIM_SEV_ERR, "reason",
-					    shim_strerror(rc));
-				says(d, "Auth fail: recording storage full\r\n");
-				d->fail_delay = 1;
-				shimd_timer_set(d, SHIMD_T_FAIL_DELAY,
-						SHIMD_FAIL_DELAY_MS);
+			/* The same checks as for any new session: sealing the
+			 * old one may have started a device reset. */
+			if (d->state != SHIM_ST_CHALLENGE ||
+			    session_refused(d, who, 1)) {
 				return;
 			}
 		}
@@ -1295,12 +1299,11 @@ void shimd_clock_report(struct shimd *d, const struct shim_clock_report *rep)
 static void clock_tick(struct shimd *d)
 {
 	struct shim_clock_report rep;
-	static unsigned ticks;
 
 	memset(&rep, 0, sizeof(rep));
 	shim_clock_check(&d->clock, &rep);
 	shimd_clock_report(d, &rep);
-	if (++ticks % SHIMD_CLOCK_SAVE_EVERY == 0 &&
+	if (++d->clock_ticks % SHIMD_CLOCK_SAVE_EVERY == 0 &&
 	    rep.verdict == SHIM_CLOCK_TRUSTED) {
 		int rc = shim_clock_save(&d->clock);
 
@@ -1379,12 +1382,9 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 	int64_t now = now_ns / 1000000000LL;
 	char since[32], started[32];
 	char latch[SHIM_LATCH_ID_MAX];
+	enum shim_clock_verdict clock = shim_clock_peek(&d->clock, now);
 	int n;
 
-	if (!shim_tamper_is_latched(&d->tamper) ||
-	    shim_tamper_latch_id(&d->tamper, latch, sizeof(latch)) < 0) {
-		snprintf(latch, sizeof(latch), "-");
-	}
 	memset(&rs, 0, sizeof(rs));
 	memset(&es, 0, sizeof(es));
 	if (d->rec != NULL) {
@@ -1427,15 +1427,15 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 				       "connected") : "absent",
 		     d->cfg.dev_path, d->dev_up ? "open" : "absent",
 		     shim_gate_lockouts(&d->gate, now),
-		     shim_clock_peek(&d->clock, now) == SHIM_CLOCK_TRUSTED ? "ok" :
-		     shim_clock_verdict_name(shim_clock_peek(&d->clock, now)),
+		     clock == SHIM_CLOCK_TRUSTED ? "ok" :
+						   shim_clock_verdict_name(clock),
 		     rs.failed ? "failed" : "ok", rs.failed ? ": " : "",
 		     rs.failed ? rs.failure : "", rs.storage_used,
 		     es.link_up ? "up" : (es.link_error[0] ? es.link_error :
 				       "down"),
 		     es.spool_depth,
 		     d->state == SHIM_ST_EMERGENCY_STOP ? d->estop_event : "no",
-		     latch);
+		     shimd_latch_id(d, latch));
 	if (n < 0) {
 		return 0;
 	}
@@ -1825,10 +1825,26 @@ static void on_recovered(void *arg, const char *session_id, uint64_t records)
 /* The storage root must be ours alone before anything is written in it:
  * with a directory others may write to, a link planted there would make
  * shimd write through it to a file elsewhere. Logs the reason. */
+/* Retention deleted a recording (called from the recorder's writer
+ * thread; the event log is thread-safe). */
+static void on_rec_deleted(void *arg, const char *name, int64_t started_s)
+{
+	struct shimd *d = arg;
+	struct shim_event ev;
+
+	if (shim_event_init(&ev, "recording_deleted", SHIM_SEV_NOTICE,
+			    shimd_wall_ns()) == 0) {
+		shim_event_add(&ev, "file", name);
+		shim_event_add_i64(&ev, "started", started_s);
+		shim_event_add(&ev, "reason", "retention");
+		shimd_emit(d, &ev);
+	}
+}
+
 static int check_storage(const char *root)
 {
-	char why[640];
-	int fd, rc;
+	char why[640], prefix[4096], probe[4096];
+	int fd, n, rc;
 
 	rc = shim_mkdir_p(root, 0700);
 	if (rc < 0) {
@@ -1841,30 +1857,18 @@ static int check_storage(const char *root)
 		log_err("%s", why);
 		return rc;
 	}
-	/* Writable? An unnamed file: nothing to plant a link for. */
-	fd = open(root, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR) {
-		rc = shim_err_from_errno(errno);
-		log_err("storage %s is not writable: %s", root,
-			shim_strerror(rc));
-		return rc;
+	/* Writable? A fresh name, created exclusively, never through a
+	 * link planted beforehand. */
+	n = snprintf(prefix, sizeof(prefix), "%s/.shimd-write-test", root);
+	if (n < 0 || (size_t)n >= sizeof(prefix)) {
+		return SHIM_EINVAL;
 	}
+	fd = shim_create_temp(prefix, probe, sizeof(probe), 0600);
 	if (fd < 0) {
-		char prefix[4096], probe[4096];
-		int n = snprintf(prefix, sizeof(prefix), "%s/.shimd-write-test",
-				 root);
-
-		if (n < 0 || (size_t)n >= sizeof(prefix)) {
-			return SHIM_EINVAL;
-		}
-		fd = shim_create_temp(prefix, probe, sizeof(probe), 0600);
-		if (fd < 0) {
-			log_err("storage %s is not writable: %s", root,
-				shim_strerror(fd));
-			return fd;
-		}
-		unlink(probe);
+		log_err("storage %s is not writable: %s", root, shim_strerror(fd));
+		return fd;
 	}
+	unlink(probe);
 	close(fd);
 	return 0;
 }
@@ -1968,9 +1972,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		 * fresh start. */
 		d->cfg.gate.state_required = unit_started_before(d);
 		ccfg.state_required = d->cfg.gate.state_required;
-		if (d->cfg.clock_max_jump >= 1) {
-			ccfg.max_jump = (uint32_t)d->cfg.clock_max_jump;
-		}
+		ccfg.max_jump = (uint32_t)d->cfg.clock_max_jump; /* 5..86400 */
 		rc = shim_clock_init(&d->clock, &ccfg, &d->lp.port);
 		if (rc == SHIM_EINVAL) {
 			log_err("clock: %s", shim_strerror(rc));
@@ -2028,6 +2030,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 			shim_strerror(rc));
 		return rc;
 	}
+	shim_recorder_set_on_deleted(d->rec, on_rec_deleted, d);
 	shimd_clock_report(d, NULL);
 	shimd_timer_set(d, SHIMD_T_CLOCK, SHIMD_CLOCK_CHECK_MS);
 	if (shim_recorder_local_custody(d->rec)) {

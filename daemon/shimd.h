@@ -90,6 +90,7 @@ struct shimd {
 	struct shim_config cfg;
 	struct shim_linux_port lp;
 	struct shim_clock clock; /* clock trust: the gate, retention, tokens */
+	unsigned clock_ticks;    /* checks since start (floor saved every 12) */
 	struct shim_gate gate;
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;
@@ -181,6 +182,8 @@ void shimd_tamper_latch(struct shimd *d, const char *event, const char *detail);
 void shimd_sensors_service(struct shimd *d);
 void shimd_heartbeat_tick(struct shimd *d);
 void shimd_heartbeat_shutdown(struct shimd *d, const char *reason);
+/* The identity of the latch held ("<seq>-<boot>"), "-" when clear. */
+const char *shimd_latch_id(const struct shimd *d, char buf[SHIM_LATCH_ID_MAX]);
 /* Clears the latch with a signed reset token; msg gets the answer line. */
 int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
 		       char *msg, size_t cap);

@@ -148,15 +148,20 @@ static void heartbeat_info(struct shimd *d, struct shim_heartbeat_info *hb,
 
 /* The identity of the latch held, "-" when clear: the issuer of a reset
  * token needs it. Added before the event is signed. */
+const char *shimd_latch_id(const struct shimd *d, char buf[SHIM_LATCH_ID_MAX])
+{
+	if (!shim_tamper_is_latched(&d->tamper) ||
+	    shim_tamper_latch_id(&d->tamper, buf, SHIM_LATCH_ID_MAX) != 0) {
+		snprintf(buf, SHIM_LATCH_ID_MAX, "-");
+	}
+	return buf;
+}
+
 static int add_latch(struct shimd *d, struct shim_event *ev)
 {
 	char lid[SHIM_LATCH_ID_MAX];
 
-	if (!shim_tamper_is_latched(&d->tamper) ||
-	    shim_tamper_latch_id(&d->tamper, lid, sizeof(lid)) != 0) {
-		snprintf(lid, sizeof(lid), "-");
-	}
-	return shim_event_add(ev, "latch", lid);
+	return shim_event_add(ev, "latch", shimd_latch_id(d, lid));
 }
 
 void shimd_heartbeat_tick(struct shimd *d)
@@ -282,9 +287,7 @@ static int reset_refused(struct shimd *d, const char *who, int rc,
 	struct shim_event ev;
 	char lid[SHIM_LATCH_ID_MAX];
 
-	if (shim_tamper_latch_id(&d->tamper, lid, sizeof(lid)) != 0) {
-		snprintf(lid, sizeof(lid), "-");
-	}
+	shimd_latch_id(d, lid);
 	log_warn("admin %s: tamper reset of latch %s refused: %s", who, lid, why);
 	snprintf(msg, cap, "error: reset refused: %s", why);
 	if (shim_event_init(&ev, "tamper_reset_refused", SHIM_SEV_WARNING,

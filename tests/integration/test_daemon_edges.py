@@ -470,6 +470,42 @@ def test_clock_jump_ahead_keeps_recordings_and_is_unconfirmed():
         s.cleanup()
 
 
+def test_retention_waits_for_a_trusted_clock_and_reports_deletions():
+    """Started 100 days ahead, the clock is unconfirmed and nothing goes;
+    once an operator trusts it, the expired recording is deleted and the
+    deletion is an event."""
+    s = st.Shim()
+    try:
+        s.start()
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        st.safe_epoch()
+        sid = s.login(t)
+        s.ctl("end-session", check=True)
+        ended(t, 5)
+        t.close()
+        dev.close()
+        assert s.stop() == 0
+
+        s.start(env={"LD_PRELOAD": libfaketime(), "FAKETIME": "+100d",
+                     "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+        time.sleep(1.0)
+        assert sid in s.session_ids(), "pruned on an unconfirmed clock"
+        assert not [e for e in s.events() if e["event"] == "recording_deleted"]
+        s.ctl("clock", "trust", check=True)
+        ev = s.wait_event("recording_deleted", 10)
+        assert ev["file"] == sid + ".rec", ev
+        assert ev["reason"] == "retention", ev
+        assert sid not in s.session_ids()
+        assert "deleted %s" % (sid + ".rec") in s.log()
+        assert s.stop() == 0
+    except Exception:
+        print(s.log()[-4000:])
+        raise
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     st.need_binaries(st.SHIMD, st.SHIMCTL, st.EMULATOR)
     import shutil

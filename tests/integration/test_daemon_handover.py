@@ -115,6 +115,35 @@ def test_grace_other_technician_seals_old_session_and_starts_new():
     st.with_shim(body, session={"reconnect_grace": 10})
 
 
+def test_grace_handover_waits_for_the_device_reset():
+    """Sealing the waiting session resets the device (device_reset: dtr):
+    the next technician's session does not open onto a device that is
+    being logged out; after the reset it opens onto a fresh line."""
+    def body(s):
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        epoch = st.safe_epoch()
+        sid = s.login(t, ALICE, epoch=epoch)
+        t.write(b"aaa")
+        assert dev.read_exact(3, 3) == b"aaa"
+        hang_up_in_grace(s, t)
+        t2 = s.reconnect_tech()
+        answer = s.auth(t2, BOB, epoch=epoch)
+        assert answer.startswith(b"Auth fail: device resetting"), answer
+        assert s.footer_reason(sid) == "technician_disconnect"
+        assert "state: CHALLENGE" in s.admin("status")
+        # the hold ends: the device pty is hung up and opened afresh
+        assert st.wait_hangup(dev, 5), "the device side saw no hang-up"
+        dev = s.connect_dev(count=2)
+        t2.read_until(st.PROMPT, 5)
+        tid, sid2 = sid_of(s.auth(t2, BOB, epoch=epoch, steps=1))
+        assert tid == BOB and sid2 != sid
+        t2.write(b"bbb")
+        assert dev.read_exact(3, 3) == b"bbb"
+    st.with_shim(body, session={"reconnect_grace": 10, "device_reset": "dtr",
+                                "device_reset_hold": 0.5})
+
+
 def test_grace_wrong_code_fails_and_session_ends_at_expiry():
     def body(s):
         dev = s.connect_dev()
