@@ -466,6 +466,24 @@ def wait_hangup(p, timeout=5.0):
     return False
 
 
+def ended(t, timeout=10):
+    """Waits for "Session SID ended: REASON" on t; returns (sid, reason)."""
+    m = SESSION_ENDED.search(t.read_until(SESSION_ENDED, timeout))
+    return m.group(1).decode(), m.group(2).decode()
+
+
+def fsize_limited(limit):
+    """A preexec_fn for Shim.start(): files shimd writes cannot grow past
+    limit bytes (writes fail with EFBIG instead of killing it), the way a
+    full disk makes them fail."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
 class SocatPair:
     """Two linked ptys made by socat, real ttys to shimd: shimd gets `a`,
     the test holds `b`. Ending socat makes both disappear."""

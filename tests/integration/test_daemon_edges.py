@@ -8,7 +8,6 @@ that jumps ahead."""
 import glob
 import os
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -23,9 +22,7 @@ BOB = "bob@example.org"
 CAROL = "carol@example.org"
 
 
-def ended(t, timeout=10):
-    m = st.SESSION_ENDED.search(t.read_until(st.SESSION_ENDED, timeout))
-    return m.group(1).decode(), m.group(2).decode()
+ended = st.ended
 
 
 def emulator(path):
@@ -232,9 +229,7 @@ def test_idle_admin_connections_do_not_block_status():
 LIMIT = 256 * 1024
 
 
-def limited():
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+limited = st.fsize_limited(LIMIT)
 
 
 def test_recording_failure_told_to_technician_once():

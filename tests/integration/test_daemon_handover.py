@@ -20,9 +20,7 @@ ALICE = "alice@example.org"
 BOB = "bob@example.org"
 
 
-def ended(t, timeout=10):
-    m = st.SESSION_ENDED.search(t.read_until(st.SESSION_ENDED, timeout))
-    return m.group(1).decode(), m.group(2).decode()
+ended = st.ended
 
 
 def sid_of(answer):

@@ -12,15 +12,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shimtest as st  # noqa: E402
 
-ENDED = re.compile(rb"Session (\S+) ended: (\S+)\r\n")
 
 
 with_shim = st.with_shim
 
 
-def ended(t, timeout=10):
-    m = ENDED.search(t.read_until(ENDED, timeout))
-    return m.group(1).decode(), m.group(2).decode()
+ended = st.ended
 
 
 def footer_reason(s, sid):

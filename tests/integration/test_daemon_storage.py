@@ -4,9 +4,6 @@ on byte-exact, and the SIEM hears of it once, as recording_failed."""
 
 import json
 import os
-import resource
-import signal
-import subprocess
 import sys
 import time
 
@@ -16,20 +13,13 @@ import shimtest as st  # noqa: E402
 LIMIT = 256 * 1024
 
 
-def limited():
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+limited = st.fsize_limited(LIMIT)
 
 
 def test_recording_failure_mid_session_continues_and_reports():
     s = st.Shim()
     try:
-        s.logf = open(s.log_path, "ab")
-        s.proc = subprocess.Popen(
-            [st.SHIMD, "--config", s.config, "--log-level", "debug"],
-            stdin=subprocess.DEVNULL, stdout=s.logf, stderr=s.logf,
-            close_fds=True, preexec_fn=limited)
-        s.wait_ready()
+        s.start(preexec_fn=limited)
         dev = s.connect_dev()
         t = s.connect_tech()
         st.safe_epoch()

@@ -9,33 +9,12 @@ import subprocess
 import sys
 import termios
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shimtest as st  # noqa: E402
 
 
-class SocatPair:
-    """Two linked ptys: shimd gets `a` as its device tty, the fake device
-    holds `b`."""
-
-    def __init__(self, d):
-        self.a = os.path.join(d, "ttyA")
-        self.b = os.path.join(d, "ttyB")
-        self.p = subprocess.Popen(
-            ["socat", "PTY,link=%s,raw,echo=0" % self.a,
-             "PTY,link=%s,raw,echo=0" % self.b],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 5
-        while not (os.path.lexists(self.a) and os.path.lexists(self.b)):
-            if time.time() > deadline:
-                raise TimeoutError("socat did not start")
-            time.sleep(0.02)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            self.p.wait(5)
+SocatPair = st.SocatPair
 
 
 def attrs(path):

@@ -14,9 +14,7 @@ import json
 import os
 import pty
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -129,20 +127,13 @@ def check_degraded_report(cfg, target, sent_total):
 LIMIT = 256 * 1024
 
 
-def limited():
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+limited = st.fsize_limited(LIMIT)
 
 
 def test_shimd_storage_failure_verifies_degraded():
     s = st.Shim()
     try:
-        s.logf = open(s.log_path, "ab")
-        s.proc = subprocess.Popen(
-            [st.SHIMD, "--config", s.config, "--log-level", "debug"],
-            stdin=subprocess.DEVNULL, stdout=s.logf, stderr=s.logf,
-            close_fds=True, preexec_fn=limited)
-        s.wait_ready()
+        s.start(preexec_fn=limited)
         dev = s.connect_dev()
         t = s.connect_tech()
         st.safe_epoch()
