@@ -1072,7 +1072,9 @@ static int do_list(struct ctx *c)
 		}
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1) {
+		qsort(names, n, sizeof(*names), cmp_str);
+	}
 	if (!c->o->json) {
 		printf("%-24s %-20s %-20s %9s %9s %9s %-22s %s\n", "ID",
 		       "TECHNICIAN", "START (UTC)", "DURATION", "IN", "OUT",
