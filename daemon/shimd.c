@@ -1247,9 +1247,6 @@ int shimd_gate_reset_state(struct shimd *d, const char *who)
 
 /* ---- clock trust ------------------------------------------------------------ */
 
-#define SHIMD_CLOCK_CHECK_MS 5000
-#define SHIMD_CLOCK_SAVE_EVERY 12 /* checks: the floor is saved each minute */
-
 static int unit_started_before(struct shimd *d)
 {
 	uint8_t buf[16];
@@ -1296,22 +1293,20 @@ void shimd_clock_report(struct shimd *d, const struct shim_clock_report *rep)
 	}
 }
 
-static void clock_tick(struct shimd *d)
+void shimd_clock_tick(struct shimd *d)
 {
 	struct shim_clock_report rep;
+	int rc;
 
 	memset(&rep, 0, sizeof(rep));
 	shim_clock_check(&d->clock, &rep);
 	shimd_clock_report(d, &rep);
-	if (++d->clock_ticks % SHIMD_CLOCK_SAVE_EVERY == 0 &&
-	    rep.verdict == SHIM_CLOCK_TRUSTED) {
-		int rc = shim_clock_save(&d->clock);
-
+	if (rep.verdict == SHIM_CLOCK_TRUSTED) {
+		rc = shim_clock_save(&d->clock);
 		if (rc < 0) {
 			log_warn("clock floor not saved: %s", shim_strerror(rc));
 		}
 	}
-	shimd_timer_set(d, SHIMD_T_CLOCK, SHIMD_CLOCK_CHECK_MS);
 }
 
 int shimd_clock_trust(struct shimd *d, const char *who, char *msg, size_t cap)
@@ -1643,10 +1638,6 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 		break;
 	case SHIMD_T_DEVRESET:
 		device_reset_done(d);
-		break;
-	case SHIMD_T_CLOCK:
-		timer_ack(d, t);
-		clock_tick(d);
 		break;
 	default:
 		timer_ack(d, t);
@@ -2032,7 +2023,6 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	}
 	shim_recorder_set_on_deleted(d->rec, on_rec_deleted, d);
 	shimd_clock_report(d, NULL);
-	shimd_timer_set(d, SHIMD_T_CLOCK, SHIMD_CLOCK_CHECK_MS);
 	if (shim_recorder_local_custody(d->rec)) {
 		log_warn("recording key custody is local (no recording.public_key): "
 			 "whoever takes this shim's storage can read its recordings; "

@@ -82,7 +82,6 @@ enum shimd_timer {
 	SHIMD_T_HEARTBEAT,      /* tamper.heartbeat_period */
 	SHIMD_T_ADMIN,          /* admin clients' idle limit */
 	SHIMD_T_DEVRESET,       /* DTR held low after a session (device_reset) */
-	SHIMD_T_CLOCK,          /* clock trust check and floor save */
 	SHIMD_T__COUNT,
 };
 
@@ -90,7 +89,6 @@ struct shimd {
 	struct shim_config cfg;
 	struct shim_linux_port lp;
 	struct shim_clock clock; /* clock trust: the gate, retention, tokens */
-	unsigned clock_ticks;    /* checks since start (floor saved every 12) */
 	struct shim_gate gate;
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;
@@ -219,6 +217,10 @@ int shimd_gate_reset_state(struct shimd *d, const char *who);
 /* Reports what a clock check saw (clock_jump, recovery) and gives the
  * recorder the trusted time, or none. */
 void shimd_clock_report(struct shimd *d, const struct shim_clock_report *rep);
+
+/* At every heartbeat: checks the clock (reporting a jump), and saves the
+ * time floor when it is trusted. */
+void shimd_clock_tick(struct shimd *d);
 
 /* shimctl clock trust / status. */
 int shimd_clock_trust(struct shimd *d, const char *who, char *msg, size_t cap);

@@ -180,8 +180,9 @@ void shimd_heartbeat_tick(struct shimd *d)
 			log_debug("heartbeat %" PRIu64 " (boot %" PRIu64 ")", ev.seq,
 				  hb.boot_count);
 		}
-		/* A trusted clock keeps the gate's time floor moving. */
-		shim_gate_note_time(&d->gate, shimd_wall_ns() / 1000000000LL);
+		/* The clock is checked (jumps reported) and a trusted one
+		 * moves the time floor on, at the same beat. */
+		shimd_clock_tick(d);
 	}
 	ms = shim_hb_timer_ms(&d->hb, shimd_mono_ns());
 	shimd_timer_set(d, SHIMD_T_HEARTBEAT, ms <= 0 ? 1 : (uint64_t)ms);

@@ -109,7 +109,9 @@ def fake_code(s, offset, tid=ALICE):
 
 def test_clock_jump_while_running_refuses_until_trusted():
     lib = libfaketime()
-    s = st.Shim(extra="clock:\n  max_jump: %d\n" % MAX_JUMP)
+    # the clock is checked at every heartbeat (and every login)
+    s = st.Shim(extra="clock:\n  max_jump: %d\ntamper:\n  heartbeat_period: 2\n"
+                % MAX_JUMP)
     ts = os.path.join(s.dir, "faketime")
     set_offset(ts, 0)
     env = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": ts,
