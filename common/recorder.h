@@ -12,13 +12,7 @@
 
 #include "config.h"
 #include "port.h"
-
-#define SHIM_SESSION_ID_MAX 64
-
-enum shim_rec_dir {
-	SHIM_DIR_IN = 0,  /* technician -> device */
-	SHIM_DIR_OUT = 1, /* device -> technician */
-};
+#include "record.h"
 
 struct shim_recorder;
 

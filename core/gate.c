@@ -69,6 +69,8 @@ size_t shim_gate_scratch_size(size_t ntechs)
 const char *shim_auth_outcome_name(enum shim_auth_outcome o)
 {
 	switch (o) {
+	case SHIM_AUTH_ERROR:
+		return "internal_error";
 	case SHIM_AUTH_OK:
 		return "ok";
 	case SHIM_AUTH_BAD_USER:
@@ -762,6 +764,7 @@ int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 	struct shim_gate_fails *f;
 
 	memset(res, 0, sizeof(*res));
+	res->outcome = SHIM_AUTH_ERROR;
 	res->tech = -1;
 
 	if (!ids_ok(id, id_len)) {
@@ -821,6 +824,9 @@ int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 		rc = shim_hotp(&g->port->crypto, g->cfg.md, secret, secret_len,
 			       step, g->cfg.digits, &want);
 		if (rc != 0) {
+			/* outcome stays SHIM_AUTH_ERROR: refused */
+			want = 0;
+			got = 0;
 			return rc;
 		}
 		hit = shim_ct_equal(&want, &got, sizeof(want));

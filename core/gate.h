@@ -58,8 +58,11 @@ struct shim_gate_cfg {
 				   * state fails closed like a corrupt one */
 };
 
+/* The zero value is an error: a result nobody filled in, or one left by
+ * an early return, never opens the gate. Only SHIM_AUTH_OK does. */
 enum shim_auth_outcome {
-	SHIM_AUTH_OK = 0,
+	SHIM_AUTH_ERROR = 0,    /* not verified (crypto or internal failure) */
+	SHIM_AUTH_OK,
 	SHIM_AUTH_BAD_USER,     /* ID not enrolled */
 	SHIM_AUTH_BAD_CODE,     /* wrong or malformed code */
 	SHIM_AUTH_REPLAY,       /* code at or below the last accepted step */

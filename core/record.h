@@ -55,6 +55,14 @@ enum shim_rec_type {
 };
 
 /* Items inside a DATA record. */
+#define SHIM_SESSION_ID_MAX 64
+
+/* A relayed chunk's direction. */
+enum shim_rec_dir {
+	SHIM_DIR_IN = 0,  /* technician -> device */
+	SHIM_DIR_OUT = 1, /* device -> technician */
+};
+
 enum shim_rec_kind {
 	SHIM_REC_IN = 0,   /* traffic technician -> device */
 	SHIM_REC_OUT = 1,  /* traffic device -> technician */

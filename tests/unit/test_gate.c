@@ -981,6 +981,44 @@ static void test_wipe_clears_secrets(void **state)
 	assert_int_equal(start(c), 0);
 }
 
+static int failing_hmac(void *ctx, enum shim_md md, const uint8_t *key,
+			size_t key_len, const uint8_t *msg, size_t msg_len,
+			uint8_t *out)
+{
+	(void)ctx; (void)md; (void)key; (void)key_len; (void)msg;
+	(void)msg_len;
+	memset(out, 0, SHIM_MD_MAX_LEN);
+	return SHIM_ECRYPTO;
+}
+
+/* A port whose HMAC fails: the call reports the error, and a caller that
+ * reads only the outcome still finds a refusal, never SHIM_AUTH_OK. */
+static void test_crypto_failure_never_reads_as_ok(void **state)
+{
+	struct ctx *c = *state;
+	struct shim_auth_result res;
+	char code[9];
+	int rc;
+
+	code_at(c, 0, T0, code);
+	c->fp.port.crypto.hmac = failing_hmac;
+	memset(&res, 0xff, sizeof(res));
+	rc = shim_gate_verify(&c->gate, "alice@example.org", 17, code,
+			      strlen(code), T0, &res);
+	assert_true(rc < 0);
+	assert_int_not_equal(res.outcome, SHIM_AUTH_OK);
+	assert_int_equal(res.outcome, SHIM_AUTH_ERROR);
+	assert_int_equal(res.tech, -1);
+	rc = shim_gate_verify_line(&c->gate, "alice@example.org 123456", 24,
+				   T0, &res);
+	assert_true(rc < 0);
+	assert_int_equal(res.outcome, SHIM_AUTH_ERROR);
+	/* A result nobody filled in is an error too. */
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(res.outcome, SHIM_AUTH_ERROR);
+	assert_string_equal(shim_auth_outcome_name(res.outcome), "internal_error");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1028,6 +1066,7 @@ int main(void)
 		T(test_unconfirmed_clock_does_not_expire_lockouts),
 		T(test_unconfirmed_clock_keeps_lockout),
 		T(test_success_raises_the_clock_floor),
+		T(test_crypto_failure_never_reads_as_ok),
 	};
 #undef T
 
