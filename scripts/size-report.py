@@ -200,7 +200,22 @@ def module_figures(out, target):
                        stack=stack, stack_fn=fn, port=port, rec=rec,
                        div64=helper_calls(readelf, obj, t["div64"]),
                        fp64=helper_calls(readelf, obj, t["fp64"]))
+    gp = [m for m in GATE_PATH if m in rows]
+    for m in reached_modules(gp, frame, module, edges):
+        rows[m]["gate_dep"] = True
     return rows
+
+
+def reached_modules(mods, frame, module, edges):
+    """Core modules whose functions the functions of mods call."""
+    seen, todo = set(), [f for f in frame if module[f] in mods]
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        todo.extend(c for c in edges.get(fn, ()) if c in frame)
+    return sorted(set(module[f] for f in seen) - set(mods))
 
 
 def gate_path(rows):
@@ -237,6 +252,10 @@ def print_table(target, rows, verdicts):
           "<= %d, RAM <= %d, without the crypto library"
           % (" ".join(mods), gp["flash"], gp["ram"], stack,
              GATE_PATH_GOAL[0], GATE_PATH_GOAL[1]))
+    deps = [m for m, r in rows.items() if r.get("gate_dep")]
+    print("  with the core modules it calls (%s): flash %d, static RAM %d"
+          % (" ".join(deps), gp["flash"] + sum(rows[m]["flash"] for m in deps),
+             gp["ram"] + sum(rows[m]["ram"] for m in deps)))
     if verdicts and "gate_path" in verdicts:
         print("gate path budget: " + verdicts["gate_path"])
     print()
