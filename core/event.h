@@ -23,7 +23,7 @@
  * VALUE_MAX) bytes (7 KiB with the Linux defaults). A microcontroller
  * build may lower them; a value must still hold a signature (128 hex
  * characters and the NUL), and a signed event needs room for its fields
- * and "sig" (the heartbeat body is 12 fields, shutting_down 13).
+ * and "sig": 15 for a signed shutting_down (core/heartbeat.c checks).
  */
 #ifndef SHIM_EVENT_VALUE_MAX
 #define SHIM_EVENT_VALUE_MAX 256

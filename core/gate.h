@@ -22,7 +22,7 @@
 #define SHIM_SECRET_MAX 64    /* decoded secret bytes */
 /*
  * Build-time sizes. Lock slots hold the lockouts of IDs that are not
- * enrolled (about 150 bytes each: the ID dominates); rate slots remember
+ * enrolled (about 160 bytes each: the ID dominates); rate slots remember
  * the times of recent failures shim-wide and bound the rate limit
  * (rate_failures above it cannot be counted). struct shim_gate and the
  * scratch grow with both. The defaults are the Linux ones; an MCU build
