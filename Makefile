@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough clean
+.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough size clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -35,6 +35,13 @@ check-fuzz:
 	CC=clang cmake -S . -B build-fuzz -DSHIM_FUZZ=ON -DBUILD_TESTING=OFF
 	cmake --build build-fuzz -j $(JOBS)
 	sh tests/fuzz/run.sh build-fuzz $${FUZZ_SECONDS:-10}
+
+# core/ cross-built for Cortex-M4 and RV32: flash, static RAM and stack per
+# module, the gate path total and the build-time sizes, checked against
+# size-budget.txt (make check runs the same check as a test).
+size: deps
+	sh scripts/cross-core.sh $(BUILD)/cross
+	python3 scripts/size-report.py $(BUILD)/cross --check
 
 bench: deps all
 	sh bench/run.sh $(BUILD)

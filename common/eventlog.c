@@ -460,8 +460,10 @@ int shim_eventlog_emit(struct shim_eventlog *el, struct shim_event *ev)
 	el->emitted++;
 	if (ev->sign) {
 		/* Without an identity key the event goes out unsigned; a
-		 * verifier then reports it as such. */
-		rc = shim_event_sign(ev, &el->port->crypto);
+		 * verifier then reports it as such. The canonical text is
+		 * built in fmtbuf, which is formatted into only after. */
+		rc = shim_event_sign(ev, &el->port->crypto, el->fmtbuf,
+				     sizeof(el->fmtbuf));
 		if (rc == SHIM_ENOTSUP) {
 			rc = 0;
 		}

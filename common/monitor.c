@@ -592,34 +592,21 @@ int shim_mon_is_signed(const struct shim_mon_line *l)
 }
 
 /*
- * What shim_event_verify() does, made reentrant and split in two so that
- * signatures can be checked in batches: that function keeps its canonical
- * text in a static buffer (small MCU stacks), and the monitor verifies
- * from several threads. Same canonical text, same hash.
+ * shim_event_verify() split in two so that signatures can be checked in
+ * batches: the signature and the digest of the canonical text now, the
+ * check later by the batch verifier. The canonical text goes into scratch
+ * on this thread's stack (the monitor verifies from several threads).
  */
 static int prepare(const struct shim_event *ev, struct shim_p256_verifier *v,
 		   struct shim_p256_item *item)
 {
 	char canon[SHIM_EVENT_CANON_MAX];
-	const char *text = shim_event_get(ev, "sig");
-	size_t len, i;
-	int hi, lo;
+	size_t len;
 
 	item->v = v;
 	item->rc = SHIM_ESIG;
-	if (text == NULL || strnlen(text, SHIM_EVENT_VALUE_MAX) !=
-				    2 * SHIM_P256_SIG_LEN) {
-		return SHIM_ESIG;
-	}
-	for (i = 0; i < SHIM_P256_SIG_LEN; i++) {
-		hi = shim_hexval(text[2 * i]);
-		lo = shim_hexval(text[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			return SHIM_ESIG;
-		}
-		item->sig[i] = (uint8_t)(hi << 4 | lo);
-	}
-	if (shim_event_canonical(ev, canon, sizeof(canon), &len) != 0) {
+	if (shim_event_sig(ev, item->sig) != 0 ||
+	    shim_event_canonical(ev, canon, sizeof(canon), &len) != 0) {
 		return SHIM_ESIG;
 	}
 	shim_sha256((const uint8_t *)canon, len, item->digest);

@@ -8,6 +8,10 @@
 #include "port.h"
 #include "util.h"
 
+/* A signature is 128 hex characters; the value must hold it. */
+_Static_assert(SHIM_EVENT_VALUE_MAX > 2 * SHIM_P256_SIG_LEN,
+	       "SHIM_EVENT_VALUE_MAX too small for a signature");
+
 static size_t bounded_len(const char *s, size_t max)
 {
 	size_t n = 0;
@@ -182,23 +186,24 @@ int shim_event_canonical(const struct shim_event *ev, char *buf, size_t cap,
 }
 
 static int event_digest(const struct shim_event *ev,
-			const struct shim_crypto_ops *crypto, uint8_t digest[32])
+			const struct shim_crypto_ops *crypto, char *scratch,
+			size_t cap, uint8_t digest[32])
 {
-	static char canon[SHIM_EVENT_CANON_MAX];
 	size_t len;
 	int rc;
 
-	/* A static buffer keeps ~7 KiB off small MCU stacks; events are
-	 * signed and verified from one thread. */
-	rc = shim_event_canonical(ev, canon, sizeof(canon), &len);
+	if (scratch == NULL) {
+		return SHIM_EINVAL;
+	}
+	rc = shim_event_canonical(ev, scratch, cap, &len);
 	if (rc != 0) {
 		return rc;
 	}
 	if (crypto == NULL || crypto->hash == NULL) {
 		return SHIM_ENOTSUP;
 	}
-	return crypto->hash(crypto->ctx, SHIM_MD_SHA256, (const uint8_t *)canon,
-			    len, digest);
+	return crypto->hash(crypto->ctx, SHIM_MD_SHA256,
+			    (const uint8_t *)scratch, len, digest);
 }
 
 static void drop_field(struct shim_event *ev, const char *key)
@@ -215,7 +220,8 @@ static void drop_field(struct shim_event *ev, const char *key)
 	}
 }
 
-int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto)
+int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto,
+		    char *scratch, size_t cap)
 {
 	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
 	char text[2 * SHIM_P256_SIG_LEN + 1];
@@ -228,7 +234,7 @@ int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto)
 	if (ev->nfields >= SHIM_EVENT_MAX_FIELDS) {
 		return SHIM_ENOSPC;
 	}
-	rc = event_digest(ev, crypto, digest);
+	rc = event_digest(ev, crypto, scratch, cap, digest);
 	if (rc != 0) {
 		return rc;
 	}
@@ -240,18 +246,16 @@ int shim_event_sign(struct shim_event *ev, const struct shim_crypto_ops *crypto)
 	return shim_event_add(ev, "sig", text);
 }
 
-int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
-		      const struct shim_crypto_ops *crypto)
+int shim_event_sig(const struct shim_event *ev, uint8_t sig[SHIM_P256_SIG_LEN])
 {
 	const char *text = shim_event_get(ev, "sig");
-	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
 	size_t i;
 
-	if (text == NULL || crypto == NULL || crypto->verify == NULL ||
+	if (text == NULL ||
 	    bounded_len(text, SHIM_EVENT_VALUE_MAX) != 2 * SHIM_P256_SIG_LEN) {
 		return SHIM_ESIG;
 	}
-	for (i = 0; i < sizeof(sig); i++) {
+	for (i = 0; i < SHIM_P256_SIG_LEN; i++) {
 		int hi = shim_hexval(text[2 * i]), lo = shim_hexval(text[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
@@ -259,7 +263,18 @@ int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
 		}
 		sig[i] = (uint8_t)(hi << 4 | lo);
 	}
-	if (event_digest(ev, crypto, digest) != 0) {
+	return 0;
+}
+
+int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
+		      const struct shim_crypto_ops *crypto, char *scratch,
+		      size_t cap)
+{
+	uint8_t digest[32], sig[SHIM_P256_SIG_LEN];
+
+	if (crypto == NULL || crypto->verify == NULL ||
+	    shim_event_sig(ev, sig) != 0 ||
+	    event_digest(ev, crypto, scratch, cap, digest) != 0) {
 		return SHIM_ESIG;
 	}
 	return crypto->verify(crypto->ctx, pub, digest, sig) == 0 ? 0 : SHIM_ESIG;

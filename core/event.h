@@ -16,9 +16,21 @@
 
 #define SHIM_EVENT_NAME_MAX 32
 #define SHIM_EVENT_KEY_MAX 32
-#define SHIM_EVENT_VALUE_MAX 256
-#define SHIM_EVENT_MAX_FIELDS 24
 #define SHIM_SHIM_ID_MAX 64
+
+/*
+ * Build-time sizes: struct shim_event is about MAX_FIELDS * (KEY_MAX +
+ * VALUE_MAX) bytes (7 KiB with the Linux defaults). A microcontroller
+ * build may lower them; a value must still hold a signature (128 hex
+ * characters and the NUL), and a signed event needs room for its fields
+ * and "sig": 15 for a signed shutting_down (core/heartbeat.c checks).
+ */
+#ifndef SHIM_EVENT_VALUE_MAX
+#define SHIM_EVENT_VALUE_MAX 256
+#endif
+#ifndef SHIM_EVENT_MAX_FIELDS
+#define SHIM_EVENT_MAX_FIELDS 24
+#endif
 
 enum shim_severity {
 	SHIM_SEV_EMERG = 0,
@@ -84,12 +96,28 @@ int shim_event_canonical(const struct shim_event *ev, char *buf, size_t cap,
 
 struct shim_crypto_ops;
 
+/*
+ * Signing and verifying build the canonical text in scratch, which the
+ * caller owns (on its stack, static, or a buffer it shares with other
+ * work): nothing is kept between calls, so both are reentrant. cap =
+ * SHIM_EVENT_CANON_MAX always suffices; with less, an event whose text
+ * does not fit fails to sign (SHIM_ENOSPC) or to verify (SHIM_ESIG). The
+ * text holds nothing secret.
+ */
+
 /* Adds the "sig" field (replacing one already there). */
 int shim_event_sign(struct shim_event *ev,
-		    const struct shim_crypto_ops *crypto);
+		    const struct shim_crypto_ops *crypto, char *scratch,
+		    size_t cap);
 
 /* 0 when "sig" verifies under pub, SHIM_ESIG when not or missing. */
 int shim_event_verify(const struct shim_event *ev, const uint8_t pub[65],
-		      const struct shim_crypto_ops *crypto);
+		      const struct shim_crypto_ops *crypto, char *scratch,
+		      size_t cap);
+
+/* The raw signature (r || s) from the "sig" field: 0, or SHIM_ESIG when
+ * the field is missing or not 128 hex characters. For verifiers that
+ * check signatures their own way (in batches, say). */
+int shim_event_sig(const struct shim_event *ev, uint8_t sig[64]);
 
 #endif

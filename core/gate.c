@@ -459,6 +459,7 @@ int shim_gate_init(struct shim_gate *g, const struct shim_gate_cfg *cfg,
 	    port->store.load == NULL || port->store.save == NULL ||
 	    cfg->period == 0 || cfg->digits < SHIM_OTP_MIN_DIGITS ||
 	    cfg->digits > SHIM_OTP_MAX_DIGITS || cfg->window > 10 ||
+	    cfg->rate_failures > SHIM_GATE_RATE_SLOTS ||
 	    (techs == NULL && ntechs != 0) || scratch == NULL ||
 	    scratch_cap < shim_gate_scratch_size(ntechs)) {
 		return SHIM_EINVAL;

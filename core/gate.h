@@ -20,8 +20,20 @@
 
 #define SHIM_TECH_ID_MAX 128  /* bytes, without the NUL */
 #define SHIM_SECRET_MAX 64    /* decoded secret bytes */
+/*
+ * Build-time sizes. Lock slots hold the lockouts of IDs that are not
+ * enrolled (about 160 bytes each: the ID dominates); rate slots remember
+ * the times of recent failures shim-wide and bound the rate limit
+ * (rate_failures above it cannot be counted). struct shim_gate and the
+ * scratch grow with both. The defaults are the Linux ones; an MCU build
+ * may lower them.
+ */
+#ifndef SHIM_GATE_LOCK_SLOTS
 #define SHIM_GATE_LOCK_SLOTS 256
+#endif
+#ifndef SHIM_GATE_RATE_SLOTS
 #define SHIM_GATE_RATE_SLOTS 128
+#endif
 #define SHIM_GATE_STATE_NAME "gate-state"
 
 /* Failures counted against one claimed ID. */

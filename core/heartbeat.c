@@ -7,6 +7,11 @@
 
 #include "err.h"
 
+/* A signed heartbeat (12 fields, the daemon's latch, "sig") and a signed
+ * shutting_down (one more, the reason) must fit in an event. */
+_Static_assert(SHIM_EVENT_MAX_FIELDS >= 15,
+	       "SHIM_EVENT_MAX_FIELDS too small for a signed shutting_down");
+
 static const char *or_dash(const char *s)
 {
 	return s != NULL && s[0] != '\0' ? s : "-";
@@ -67,16 +72,16 @@ int shim_heartbeat_build_shutdown(struct shim_event *ev,
 	return rc ? rc : add_body(ev, hb, wall_ns);
 }
 
-void shim_hb_timer_init(struct shim_hb_timer *t, double period_s,
-			int64_t mono_now_ns)
+void shim_hb_timer_start(struct shim_hb_timer *t, int64_t period_ns,
+			 int64_t mono_now_ns)
 {
-	if (!(period_s >= 1.0)) {
-		period_s = 1.0;
+	if (period_ns < SHIM_HB_PERIOD_MIN_NS) {
+		period_ns = SHIM_HB_PERIOD_MIN_NS;
 	}
-	if (period_s > 86400.0) {
-		period_s = 86400.0;
+	if (period_ns > SHIM_HB_PERIOD_MAX_NS) {
+		period_ns = SHIM_HB_PERIOD_MAX_NS;
 	}
-	t->period_ns = (int64_t)(period_s * 1e9);
+	t->period_ns = period_ns;
 	t->next_ns = mono_now_ns;
 }
 

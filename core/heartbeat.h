@@ -55,8 +55,29 @@ struct shim_hb_timer {
 	int64_t next_ns;
 };
 
-void shim_hb_timer_init(struct shim_hb_timer *t, double period_s,
-			int64_t mono_now_ns);
+#define SHIM_HB_PERIOD_MIN_NS 1000000000LL       /* 1 s */
+#define SHIM_HB_PERIOD_MAX_NS 86400000000000LL    /* 1 day */
+
+/* Starts the timer; the period is clamped to 1 s .. 1 day. */
+void shim_hb_timer_start(struct shim_hb_timer *t, int64_t period_ns,
+			 int64_t mono_now_ns);
+
+/* The same with the period in seconds as a host's configuration gives it
+ * (tamper.heartbeat_period). Inline, so that only a caller that uses it
+ * does floating point: core itself, and an MCU build, never does. A NaN
+ * or a period below 1 s gives 1 s. */
+static inline void shim_hb_timer_init(struct shim_hb_timer *t,
+				      double period_s, int64_t mono_now_ns)
+{
+	int64_t ns = SHIM_HB_PERIOD_MIN_NS;
+
+	if (period_s > 86400.0) {
+		ns = SHIM_HB_PERIOD_MAX_NS;
+	} else if (period_s >= 1.0) {
+		ns = (int64_t)(period_s * 1e9);
+	}
+	shim_hb_timer_start(t, ns, mono_now_ns);
+}
 
 /* Milliseconds until due (0 when due now), for a poll timeout. */
 int shim_hb_timer_ms(const struct shim_hb_timer *t, int64_t mono_now_ns);

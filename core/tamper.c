@@ -1087,6 +1087,7 @@ int shim_tamper_reset_physical(struct shim_tamper *t, int64_t wall_ns)
 	struct shim_tamper saved = *t;
 	int rc;
 
+	(void)wall_ns; /* no expiry to check, unlike a token */
 	t->reset_pending = 1;
 	copy_str(t->reset_method, sizeof(t->reset_method), "reset_key");
 	copy_str(t->reset_by, sizeof(t->reset_by), "reset_key");

@@ -1,12 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages shimd needs to build, test, benchmark and
-# demo. Idempotent: does nothing when everything is already there.
+# demo, and to cross-build core/ for microcontrollers (Cortex-M4, RV32)
+# and run the firmware under QEMU. Idempotent: does nothing when
+# everything is already there.
 set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libmbedtls-dev libyaml-dev libcmocka-dev libqrencode-dev libgpiod-dev libssl-dev
 oathtool faketime socat python3 rsyslog rsyslog-gnutls gnutls-bin openssl
-asciinema picocom tio procps zbar-tools strace"
+asciinema picocom tio procps zbar-tools strace
+gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf
+picolibc-riscv64-unknown-elf qemu-system-arm"
 
 missing=""
 for p in $PKGS; do

@@ -62,6 +62,7 @@ int main(void)
 {
 	static struct shim_event ev;
 	static char out[SHIM_SYSLOG_MSG_MAX];
+	static char canon[SHIM_EVENT_CANON_MAX];
 	struct shim_syslog_opts opts = { .hostname = "shim-host", .procid = 4242,
 					 .facility = -1 };
 	size_t len;
@@ -99,7 +100,8 @@ int main(void)
 			}
 		}
 		if (strcmp(f[0], "-") != 0 &&
-		    shim_event_sign(&ev, &key(f[0])->port.crypto) != 0) {
+		    shim_event_sign(&ev, &key(f[0])->port.crypto, canon,
+				    sizeof(canon)) != 0) {
 			fprintf(stderr, "hbsign: signing failed\n");
 			return 1;
 		}

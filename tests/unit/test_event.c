@@ -100,6 +100,19 @@ static void test_canonical(void **state)
 
 static struct shim_linux_port lp;
 static int have_key;
+/* The scratch a caller of sign and verify supplies. */
+static char canon[SHIM_EVENT_CANON_MAX];
+
+static int sign(struct shim_event *ev)
+{
+	return shim_event_sign(ev, &lp.port.crypto, canon, sizeof(canon));
+}
+
+static int verify(const struct shim_event *ev, const uint8_t *pub)
+{
+	return shim_event_verify(ev, pub, &lp.port.crypto, canon,
+				 sizeof(canon));
+}
 
 static int key_setup(void **state)
 {
@@ -197,10 +210,10 @@ static void test_sign_verify_via_rfc5424(void **state)
 	shim_event_add(&ev, "boot_count", "3");
 	shim_event_add(&ev, "state", "OPEN \"quoted\" ] \\ end");
 	shim_event_add(&ev, "tamper", "clear");
-	assert_int_equal(shim_event_sign(&ev, &lp.port.crypto), 0);
+	assert_int_equal(sign(&ev), 0);
 	assert_int_equal(strlen(shim_event_get(&ev, "sig")), 128);
 	assert_string_equal(ev.fields[ev.nfields - 1].key, "sig");
-	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto), 0);
+	assert_int_equal(verify(&ev, pub), 0);
 
 	memset(&o, 0, sizeof(o));
 	o.hostname = "h";
@@ -210,19 +223,17 @@ static void test_sign_verify_via_rfc5424(void **state)
 	assert_int_equal(parse_sd(buf, &back), 0);
 	assert_string_equal(back.name, "heartbeat");
 	assert_int_equal(back.seq, 1234);
-	assert_int_equal(shim_event_verify(&back, pub, &lp.port.crypto), 0);
+	assert_int_equal(verify(&back, pub), 0);
 
 	/* Any change breaks it: a field, the order, the sequence number. */
 	back.seq++;
-	assert_int_equal(shim_event_verify(&back, pub, &lp.port.crypto),
-			 SHIM_ESIG);
+	assert_int_equal(verify(&back, pub), SHIM_ESIG);
 	back.seq--;
 	strcpy(back.fields[0].value, "4");
-	assert_int_equal(shim_event_verify(&back, pub, &lp.port.crypto),
-			 SHIM_ESIG);
+	assert_int_equal(verify(&back, pub), SHIM_ESIG);
 	/* Signing again replaces the old signature. */
-	assert_int_equal(shim_event_sign(&back, &lp.port.crypto), 0);
-	assert_int_equal(shim_event_verify(&back, pub, &lp.port.crypto), 0);
+	assert_int_equal(sign(&back), 0);
+	assert_int_equal(verify(&back, pub), 0);
 	assert_int_equal(back.nfields, 4);
 }
 
@@ -237,11 +248,77 @@ static void test_unsigned_does_not_verify(void **state)
 	}
 	lp.port.crypto.identity_pub(lp.port.crypto.ctx, pub);
 	assert_int_equal(shim_event_init(&ev, "heartbeat", 6, T0), 0);
-	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto),
-			 SHIM_ESIG);
+	assert_int_equal(verify(&ev, pub), SHIM_ESIG);
 	shim_event_add(&ev, "sig", "zz");
-	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto),
+	assert_int_equal(verify(&ev, pub), SHIM_ESIG);
+}
+
+/* The caller's scratch bounds sign and verify: the canonical text and its
+ * NUL fit exactly, one byte less fails closed, and nothing past cap is
+ * written. */
+static void test_scratch_bounds(void **state)
+{
+	static char buf[SHIM_EVENT_CANON_MAX + 64];
+	struct shim_event ev;
+	uint8_t pub[SHIM_P256_PUB_LEN], sig[SHIM_P256_SIG_LEN];
+	size_t len, i;
+
+	(void)state;
+	if (!have_key) {
+		skip();
+	}
+	lp.port.crypto.identity_pub(lp.port.crypto.ctx, pub);
+	assert_int_equal(shim_event_init(&ev, "heartbeat", 6, T0), 0);
+	strcpy(ev.shim_id, "shim-01");
+	ev.seq = 7;
+	shim_event_add(&ev, "state", "IDLE");
+	assert_int_equal(shim_event_canonical(&ev, buf, sizeof(buf), &len), 0);
+
+	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(shim_event_sign(&ev, &lp.port.crypto, buf, len + 1), 0);
+	for (i = len + 1; i < sizeof(buf); i++) {
+		assert_int_equal((unsigned char)buf[i], 0xa5);
+	}
+	assert_int_equal(shim_event_sig(&ev, sig), 0);
+	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto, buf,
+					   len + 1), 0);
+	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto, buf,
+					   len), SHIM_ESIG);
+	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto, NULL, 0),
 			 SHIM_ESIG);
+	assert_int_equal(shim_event_sign(&ev, &lp.port.crypto, buf, len),
+			 SHIM_ENOSPC);
+	assert_int_equal(shim_event_sign(&ev, &lp.port.crypto, NULL, 0),
+			 SHIM_EINVAL);
+	assert_null(shim_event_get(&ev, "sig"));
+}
+
+/* The raw signature is read from exactly 128 hex characters. */
+static void test_sig_field(void **state)
+{
+	struct shim_event ev;
+	uint8_t sig[SHIM_P256_SIG_LEN];
+	char hex[2 * SHIM_P256_SIG_LEN + 2];
+
+	(void)state;
+	assert_int_equal(shim_event_init(&ev, "heartbeat", 6, T0), 0);
+	assert_int_equal(shim_event_sig(&ev, sig), SHIM_ESIG);
+	memset(hex, '0', sizeof(hex) - 1);
+	hex[sizeof(hex) - 1] = '\0';
+	hex[0] = 'f';
+	hex[2 * SHIM_P256_SIG_LEN - 1] = '7';
+	shim_event_add(&ev, "sig", hex); /* 129 characters */
+	assert_int_equal(shim_event_sig(&ev, sig), SHIM_ESIG);
+	hex[2 * SHIM_P256_SIG_LEN] = '\0';
+	assert_int_equal(shim_event_init(&ev, "heartbeat", 6, T0), 0);
+	shim_event_add(&ev, "sig", hex);
+	assert_int_equal(shim_event_sig(&ev, sig), 0);
+	assert_int_equal(sig[0], 0xf0);
+	assert_int_equal(sig[SHIM_P256_SIG_LEN - 1], 0x07);
+	hex[5] = 'g';
+	assert_int_equal(shim_event_init(&ev, "heartbeat", 6, T0), 0);
+	shim_event_add(&ev, "sig", hex);
+	assert_int_equal(shim_event_sig(&ev, sig), SHIM_ESIG);
 }
 
 int main(void)
@@ -252,6 +329,8 @@ int main(void)
 		cmocka_unit_test(test_canonical),
 		cmocka_unit_test(test_sign_verify_via_rfc5424),
 		cmocka_unit_test(test_unsigned_does_not_verify),
+		cmocka_unit_test(test_scratch_bounds),
+		cmocka_unit_test(test_sig_field),
 	};
 
 	return cmocka_run_group_tests(tests, key_setup, key_teardown);

@@ -792,6 +792,24 @@ static void test_lockout_table_spray_leaves_enrolled_reachable(void **state)
 	assert_int_equal(try(c, "carol", code, t + 4, NULL), SHIM_AUTH_OK);
 }
 
+/* A rate limit above what the rate slots can count would never trip: the
+ * gate refuses it (the slots are a build-time size). */
+static void test_rate_limit_fits_the_slots(void **state)
+{
+	struct ctx *c = *state;
+
+	shim_gate_wipe(&c->gate);
+	load_techs(c);
+	c->cfg.rate_failures = SHIM_GATE_RATE_SLOTS + 1;
+	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
+					&c->fp.port, &c->clock, c->scratch,
+					c->scratch_cap), SHIM_EINVAL);
+	c->cfg.rate_failures = SHIM_GATE_RATE_SLOTS;
+	assert_int_equal(shim_gate_init(&c->gate, &c->cfg, c->techs, NTECH,
+					&c->fp.port, &c->clock, c->scratch,
+					c->scratch_cap), 0);
+}
+
 /* ---- the gate and clock trust ---------------------------------------- */
 
 static void test_gate_needs_a_clock(void **state)
@@ -1060,6 +1078,7 @@ int main(void)
 		T(test_version_1_state_still_reads),
 		T(test_upgrade_takes_the_clock_floor_from_version_1),
 		T(test_lockout_table_spray_leaves_enrolled_reachable),
+		T(test_rate_limit_fits_the_slots),
 		T(test_gate_needs_a_clock),
 		T(test_clock_jump_while_running_refused_and_reported),
 		T(test_unconfirmed_clock_confirmed_by_a_valid_code),

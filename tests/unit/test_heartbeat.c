@@ -21,6 +21,15 @@
 
 #define T0 1800000000LL
 
+/* The scratch a caller of sign and verify supplies. */
+static char canon[SHIM_EVENT_CANON_MAX];
+
+static int verify(const struct shim_event *ev, const uint8_t *pub,
+		  const struct shim_crypto_ops *crypto)
+{
+	return shim_event_verify(ev, pub, crypto, canon, sizeof(canon));
+}
+
 static const char *const order[] = {
 	"time", "period", "boot_count", "uptime", "state", "tamper",
 	"session_active", "spool_depth", "version", "binary_digest",
@@ -102,22 +111,23 @@ static void test_signed_and_verified(void **state)
 	/* What the event log does: stamp, then sign. */
 	strcpy(ev.shim_id, "pump-01");
 	ev.seq = 42;
-	assert_int_equal(shim_event_sign(&ev, &lp.port.crypto), 0);
+	assert_int_equal(shim_event_sign(&ev, &lp.port.crypto, canon,
+					 sizeof(canon)), 0);
 	assert_string_equal(ev.fields[ev.nfields - 1].key, "sig");
 	assert_int_equal(strlen(shim_event_get(&ev, "sig")), 128);
-	assert_int_equal(shim_event_verify(&ev, pub, &lp.port.crypto), 0);
+	assert_int_equal(verify(&ev, pub, &lp.port.crypto), 0);
 
 	/* Another key, an altered value, another seq, another shim. */
-	assert_int_equal(shim_event_verify(&ev, other, &lp.port.crypto), SHIM_ESIG);
+	assert_int_equal(verify(&ev, other, &lp.port.crypto), SHIM_ESIG);
 	bad = ev;
 	strcpy(bad.fields[5].value, "clear ");
-	assert_int_equal(shim_event_verify(&bad, pub, &lp.port.crypto), SHIM_ESIG);
+	assert_int_equal(verify(&bad, pub, &lp.port.crypto), SHIM_ESIG);
 	bad = ev;
 	bad.seq = 43;
-	assert_int_equal(shim_event_verify(&bad, pub, &lp.port.crypto), SHIM_ESIG);
+	assert_int_equal(verify(&bad, pub, &lp.port.crypto), SHIM_ESIG);
 	bad = ev;
 	strcpy(bad.shim_id, "pump-02");
-	assert_int_equal(shim_event_verify(&bad, pub, &lp.port.crypto), SHIM_ESIG);
+	assert_int_equal(verify(&bad, pub, &lp.port.crypto), SHIM_ESIG);
 
 	shim_linux_port_fini(&lp);
 	unlink(key);
@@ -147,12 +157,40 @@ static void test_timer(void **state)
 	assert_int_equal(t.period_ns, s);
 }
 
+/* The integer timer (what an MCU calls) and the host's seconds agree,
+ * and both clamp to 1 s .. 1 day. */
+static void test_timer_integer(void **state)
+{
+	struct shim_hb_timer t;
+	const int64_t s = 1000000000LL;
+
+	shim_hb_timer_start(&t, 1500000000LL, 0);
+	assert_int_equal(t.period_ns, 1500000000LL);
+	shim_hb_timer_init(&t, 1.5, 0);
+	assert_int_equal(t.period_ns, 1500000000LL);
+	shim_hb_timer_start(&t, 0, 0);
+	assert_int_equal(t.period_ns, s);
+	shim_hb_timer_start(&t, -5 * s, 0);
+	assert_int_equal(t.period_ns, s);
+	shim_hb_timer_start(&t, 90000 * s, 0);
+	assert_int_equal(t.period_ns, 86400 * s);
+	shim_hb_timer_init(&t, 1e12, 0);
+	assert_int_equal(t.period_ns, 86400 * s);
+	shim_hb_timer_init(&t, -1.0, 0);
+	assert_int_equal(t.period_ns, s);
+	shim_hb_timer_start(&t, 60 * s, 5 * s);
+	assert_int_equal(shim_hb_timer_fire(&t, 5 * s), 1);
+	/* Rounded up: never a hair early. */
+	assert_int_equal(shim_hb_timer_ms(&t, 5 * s + 1), 60000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_signed_and_verified),
 		cmocka_unit_test(test_timer),
+		cmocka_unit_test(test_timer_integer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,6 +121,8 @@ static struct shim_linux_port *key_of(const char *id)
 }
 
 /* Stamps, signs (as the event log does) and formats one event. */
+static char canon[SHIM_EVENT_CANON_MAX];
+
 static void line_of(struct shim_event *ev, const char *id, uint64_t seq,
 		    int64_t ts, struct shim_linux_port *signer, char *buf,
 		    size_t cap)
@@ -128,7 +130,8 @@ static void line_of(struct shim_event *ev, const char *id, uint64_t seq,
 	snprintf(ev->shim_id, sizeof(ev->shim_id), "%s", id);
 	ev->seq = seq;
 	if (ev->sign) {
-		assert_int_equal(shim_event_sign(ev, &signer->port.crypto), 0);
+		assert_int_equal(shim_event_sign(ev, &signer->port.crypto,
+						 canon, sizeof(canon)), 0);
 	}
 	struct shim_syslog_opts o = { .hostname = "shim-host", .facility = -1 };
 	size_t len;
