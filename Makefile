@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough size clean
+.PHONY: all deps configure check check-unit check-asan check-fuzz cross-arm64 check-arm64 bench demo demo-walkthrough size clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -19,17 +19,27 @@ deps:
 # again with the binaries built under ASan+UBSan, and a short run of each
 # fuzz target.
 check: deps
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-arm64
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	$(MAKE) check-asan check-fuzz
+	$(MAKE) check-asan check-arm64 check-fuzz
 
 check-asan:
 	cmake -S . -B build-asan -DSHIM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
+
+# The Linux build for arm64 (Raspberry Pi 4 / Zero 2 W), cross-compiled
+# with Debian's aarch64-linux-gnu gcc and :arm64 libraries (docs/arm64.md).
+cross-arm64:
+	cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake
+	cmake --build build-arm64 -j $(JOBS)
+
+# Its unit tests, run under qemu-aarch64.
+check-arm64: cross-arm64
+	JOBS=$(JOBS) sh scripts/check-arm64.sh build-arm64
 
 check-fuzz:
 	CC=clang cmake -S . -B build-fuzz -DSHIM_FUZZ=ON -DBUILD_TESTING=OFF
@@ -54,4 +64,4 @@ demo-walkthrough: deps all
 	sh scripts/demo.sh $(BUILD) --walkthrough
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-arm64

@@ -12,6 +12,19 @@ asciinema picocom tio procps zbar-tools strace
 gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf
 picolibc-riscv64-unknown-elf qemu-system-arm"
 
+# arm64 (Raspberry Pi 4 / Zero 2 W): the cross compiler, its libc (a
+# Recommends, so named here), Debian's arm64 multiarch -dev packages, and
+# qemu-aarch64 to run the tests (make cross-arm64, make check-arm64;
+# docs/arm64.md). libssl-dev:arm64 moves the host's OpenSSL to the same
+# version, which is what multiarch requires.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	echo "install-deps: adding the arm64 architecture"
+	if [ "$(id -u)" -ne 0 ]; then sudo dpkg --add-architecture arm64; else dpkg --add-architecture arm64; fi
+fi
+PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt
+libmbedtls-dev:arm64 libyaml-dev:arm64 libcmocka-dev:arm64 libqrencode-dev:arm64
+libgpiod-dev:arm64 libssl-dev:arm64"
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
