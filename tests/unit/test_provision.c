@@ -55,7 +55,7 @@ static void sample(struct shim_provision *p, struct shim_technician *t)
 	p->reconnect_grace_ms = 0;
 	p->device_reset = SHIM_PROV_RESET_DTR;
 	p->device_reset_hold_ms = 250;
-	p->on_failure = SHIM_PROV_ON_FAILURE_CONTINUE;
+	p->on_failure = SHIM_PROV_ON_FAILURE_STOP;
 	memcpy(p->device_logout, "logout\r\0\xff", 9);
 	p->device_logout_len = 9;
 	p->heartbeat_period_ms = 15000;
@@ -197,7 +197,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(prov.reconnect_grace_ms, 0);
 	assert_int_equal(prov.device_reset, SHIM_PROV_RESET_DTR);
 	assert_int_equal(prov.device_reset_hold_ms, 250);
-	assert_int_equal(prov.on_failure, SHIM_PROV_ON_FAILURE_CONTINUE);
+	assert_int_equal(prov.on_failure, SHIM_PROV_ON_FAILURE_STOP);
 	assert_int_equal(prov.device_logout_len, 9);
 	assert_memory_equal(prov.device_logout, "logout\r\0\xff", 9);
 	assert_int_equal(prov.heartbeat_period_ms, 15000);
@@ -246,7 +246,7 @@ static void test_round_trip_defaults(void **state)
 	assert_int_equal(prov.has_record_key, 0);
 	assert_int_equal(prov.record_size, 0);
 	assert_int_equal(prov.idle_timeout_ms, 900000);
-	assert_int_equal(prov.on_failure, SHIM_PROV_ON_FAILURE_STOP);
+	assert_int_equal(prov.on_failure, SHIM_PROV_ON_FAILURE_CONTINUE);
 	assert_int_equal(techs[0].secret_len, 64);
 }
 
@@ -792,7 +792,7 @@ static void test_decoder_ranges(void **state)
 		{ SHIM_PROV_T_SESSION, 12, 4, 49, 50 },   /* reset hold */
 		{ SHIM_PROV_T_SESSION, 12, 4, 10001, 10000 },
 		{ SHIM_PROV_T_SESSION, 16, 1, 2, 0 },     /* device_reset */
-		{ SHIM_PROV_T_SESSION, 17, 1, 2, 1 },     /* on_failure */
+		{ SHIM_PROV_T_SESSION, 17, 1, 2, 0 },     /* on_failure */
 		{ SHIM_PROV_T_SESSION, 18, 2, 1, 0 },     /* reserved */
 		{ SHIM_PROV_T_HEARTBEAT, 0, 4, 999, 1000 },
 		{ SHIM_PROV_T_HEARTBEAT, 0, 4, 86400001, 86400000 },
