@@ -14,6 +14,10 @@
  * many bytes (core/record.c ITEM_RESERVE), so pending + RESERVE + len
  * bounds what one add may use of the batch buffer. */
 #define ITEM_RESERVE 24
+/* The open session's checkpoint in the store (see checkpoint()). */
+#define CKPT_NAME "rec-open"
+#define CKPT_VERSION 1
+#define CKPT_LEN (1 + 1 + SHIM_REC_ID_MAX + 8 * 4 + SHIM_REC_HASH_LEN + 8 * 3)
 #define PATH_MAX_FW 96
 #define FRAME_MAX (SHIM_FW_REC_BATCH + 64 + SHIM_REC_FRAME_OVERHEAD)
 
@@ -29,6 +33,8 @@ struct shim_fw_rec {
 	struct shim_rec_header hdr;
 	struct shim_rec_writer w;
 	int64_t batch_since;      /* mono time of the oldest pending byte */
+	int64_t last_mono;        /* time of the latest item */
+	uint64_t written;         /* bytes in the file: whole frames */
 	uint64_t dropped;
 	char part[PATH_MAX_FW];
 	char done[PATH_MAX_FW];
@@ -82,7 +88,57 @@ static void path_of(char *out, const char *id, const char *ext)
 	memcpy(out + a + b, ext, strlen(ext) + 1);
 }
 
-/* Seals the batch into one DATA frame and appends it. */
+/*
+ * Power-loss recovery without reading the file back (the core's reader
+ * needs 128 KB): after every whole frame the recorder saves a checkpoint
+ * through the store, the session ID, the bytes of whole frames written,
+ * the record and byte counts and the chain head:
+ *
+ *   u8 version | u8 id_len | id[63] | u64 written | u64 records |
+ *   u64 bytes_in | u64 bytes_out | chain[32] | i64 start_wall |
+ *   i64 start_mono | i64 last_mono
+ *
+ * (version 0 alone: no session open). At the next boot a checkpoint of a
+ * session that never ended seals the file as Linux does after a power
+ * cut: the bytes past the last checkpoint are cut, and a footer with
+ * reason power_loss_recovered and SHIM_REC_F_RECOVERED is signed.
+ */
+static int checkpoint(struct shim_fw_rec *r)
+{
+	const struct shim_store_ops *st = &r->port->store;
+	struct shim_rec_footer f;
+	uint8_t b[CKPT_LEN], *p = b;
+	size_t n = strlen(r->hdr.session_id);
+
+	memset(b, 0, sizeof(b));
+	memset(&f, 0, sizeof(f));
+	shim_rec_writer_summary(&r->w, &f);
+	*p++ = CKPT_VERSION;
+	*p++ = (uint8_t)n;
+	memcpy(p, r->hdr.session_id, n);
+	p += SHIM_REC_ID_MAX;
+	shim_put_u64(p, r->written);
+	shim_put_u64(p + 8, f.records);
+	shim_put_u64(p + 16, f.bytes_in);
+	shim_put_u64(p + 24, f.bytes_out);
+	p += 32;
+	memcpy(p, f.chain_head, SHIM_REC_HASH_LEN);
+	p += SHIM_REC_HASH_LEN;
+	shim_put_u64(p, (uint64_t)r->hdr.start_wall_ns);
+	shim_put_u64(p + 8, (uint64_t)r->hdr.start_mono_ns);
+	shim_put_u64(p + 16, (uint64_t)r->last_mono);
+	return st->save(st->ctx, CKPT_NAME, b, sizeof(b));
+}
+
+static int checkpoint_clear(const struct shim_port *port)
+{
+	static const uint8_t none[1] = { 0 };
+
+	return port->store.save(port->store.ctx, CKPT_NAME, none,
+				sizeof(none));
+}
+
+/* Seals the batch into one DATA frame, appends it and checkpoints. */
 static int flush(struct shim_fw_rec *r)
 {
 	size_t len = 0;
@@ -94,6 +150,10 @@ static int flush(struct shim_fw_rec *r)
 	rc = shim_rec_writer_seal(&r->w, frame, sizeof(frame), &len);
 	if (rc == 0 && len > 0) {
 		rc = put_all(r->fd, frame, len);
+		if (rc == 0) {
+			r->written += len;
+			rc = checkpoint(r);
+		}
 	}
 	r->batch_since = 0;
 	return rc;
@@ -135,6 +195,7 @@ static int add(struct shim_fw_rec *r, enum shim_rec_kind kind,
 		if (r->batch_since == 0) {
 			r->batch_since = mono;
 		}
+		r->last_mono = mono;
 		data += n;
 		len -= n;
 	} while (len > 0);
@@ -197,6 +258,11 @@ static int op_begin(void *ctx, const char *technician,
 	rc = put_all(r->fd, frame, hlen);
 	if (rc == 0) {
 		rc = shim_rec_writer_init(&r->w, c, key, h, frame, hlen, plain);
+	}
+	if (rc == 0) {
+		r->written = hlen;
+		r->last_mono = h->start_mono_ns;
+		rc = checkpoint(r);
 	}
 	if (rc != 0) {
 		sh_close(r->fd);
@@ -295,9 +361,132 @@ static int op_end(void *ctx, const char *reason, int64_t wall_ns,
 	if (rc == 0 && sh_rename(r->part, r->done) != 0) {
 		rc = SHIM_EIO;
 	}
+	if (rc == 0) {
+		rc = checkpoint_clear(r->port);
+	}
 	writer_wipe(r);
 	r->open = 0;
 	return rc;
+}
+
+/* Copies the first len bytes of from into to. */
+static int copy_prefix(int from, int to, uint64_t len)
+{
+	while (len > 0) {
+		size_t n = len < sizeof(frame) ? (size_t)len : sizeof(frame);
+
+		if (sh_read(from, frame, n) != (long)n) {
+			return SHIM_ETRUNC;
+		}
+		if (put_all(to, frame, n) != 0) {
+			return SHIM_EIO;
+		}
+		len -= n;
+	}
+	return 0;
+}
+
+int shim_fw_rec_recover(const struct shim_port *port,
+			char session_id[SHIM_SESSION_ID_MAX],
+			uint64_t *records)
+{
+	const struct shim_store_ops *st = &port->store;
+	struct shim_rec_footer f;
+	uint8_t b[CKPT_LEN];
+	const uint8_t *p;
+	char id[SHIM_REC_ID_MAX + 1], part[PATH_MAX_FW], done[PATH_MAX_FW];
+	char tmp[PATH_MAX_FW];
+	uint64_t written;
+	int64_t start_wall, start_mono, last_mono;
+	size_t len = 0, flen = 0;
+	long total;
+	int in, out, rc;
+
+	session_id[0] = '\0';
+	*records = 0;
+	rc = st->load(st->ctx, CKPT_NAME, b, sizeof(b), &len);
+	if (rc == SHIM_ENOENT || (rc == 0 && len == 1 && b[0] == 0)) {
+		return 0;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	if (len != sizeof(b) || b[0] != CKPT_VERSION || b[1] == 0 ||
+	    b[1] > SHIM_REC_ID_MAX) {
+		return SHIM_ECORRUPT;
+	}
+	memcpy(id, b + 2, b[1]);
+	id[b[1]] = '\0';
+	for (p = (const uint8_t *)id; *p; p++) {
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= 'a' && *p <= 'f') || *p == '-')) {
+			return SHIM_ECORRUPT;
+		}
+	}
+	p = b + 2 + SHIM_REC_ID_MAX;
+	memset(&f, 0, sizeof(f));
+	written = shim_get_u64(p);
+	f.records = shim_get_u64(p + 8);
+	f.bytes_in = shim_get_u64(p + 16);
+	f.bytes_out = shim_get_u64(p + 24);
+	p += 32;
+	memcpy(f.chain_head, p, SHIM_REC_HASH_LEN);
+	p += SHIM_REC_HASH_LEN;
+	start_wall = (int64_t)shim_get_u64(p);
+	start_mono = (int64_t)shim_get_u64(p + 8);
+	last_mono = (int64_t)shim_get_u64(p + 16);
+
+	path_of(part, id, ".part");
+	path_of(done, id, ".rec");
+	path_of(tmp, id, ".rec.new");
+	in = sh_open(part, SH_MODE_RB);
+	if (in < 0) {
+		/* Sealed, renamed, and the power went before the
+		 * checkpoint was cleared. */
+		return checkpoint_clear(port);
+	}
+	total = sh_flen(in);
+	if (total < 0 || (uint64_t)total < written) {
+		sh_close(in);
+		return SHIM_ETRUNC;
+	}
+	out = sh_open(tmp, SH_MODE_WB);
+	if (out < 0) {
+		sh_close(in);
+		return SHIM_EIO;
+	}
+	rc = copy_prefix(in, out, written);
+	sh_close(in);
+	if (rc == 0) {
+		/* unsigned arithmetic: the checkpoint is not trusted */
+		f.end_mono_ns = last_mono;
+		f.end_wall_ns = (int64_t)((uint64_t)start_wall +
+					  ((uint64_t)last_mono -
+					   (uint64_t)start_mono));
+		f.cut = (uint64_t)total - written;
+		f.flags = SHIM_REC_F_RECOVERED;
+		memcpy(f.reason, "power_loss_recovered",
+		       sizeof("power_loss_recovered"));
+		rc = shim_rec_footer_encode(&port->crypto, &f, frame,
+					    sizeof(frame), &flen);
+	}
+	if (rc == 0) {
+		rc = put_all(out, frame, flen);
+	}
+	if (sh_close(out) != 0 && rc == 0) {
+		rc = SHIM_EIO;
+	}
+	if (rc == 0 && sh_rename(tmp, done) != 0) {
+		rc = SHIM_EIO;
+	}
+	if (rc != 0) {
+		sh_remove(tmp);
+		return rc;
+	}
+	sh_remove(part);
+	memcpy(session_id, id, strlen(id) + 1);
+	*records = f.records;
+	return checkpoint_clear(port);
 }
 
 int shim_fw_rec_poll(int64_t mono_ns)
