@@ -144,7 +144,10 @@ def login(t):
                 raise
     code = subprocess.check_output(["oathtool", "--totp", "-b", SECRET])
     os.write(t, TECH.encode() + b" " + code.strip() + b"\r")
-    return read_until(t, b"; session ", 5)
+    out = read_until(t, b"; session ", 5)
+    while not out.split(b"; session ", 1)[1].count(b"\r\n"):
+        out += read_until(t, b"\r\n", 5)
+    return out
 
 
 def verify(path, *extra):
