@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "ckpt.h"
 #include "record.h"
 #include "semihost.h"
 #include "syslog.h"
@@ -14,10 +15,8 @@
  * many bytes (core/record.c ITEM_RESERVE), so pending + RESERVE + len
  * bounds what one add may use of the batch buffer. */
 #define ITEM_RESERVE 24
-/* The open session's checkpoint in the store (see checkpoint()). */
+/* The open session's checkpoint in the store (ckpt.h). */
 #define CKPT_NAME "rec-open"
-#define CKPT_VERSION 1
-#define CKPT_LEN (1 + 1 + SHIM_REC_ID_MAX + 8 * 4 + SHIM_REC_HASH_LEN + 8 * 3)
 #define PATH_MAX_FW 96
 #define FRAME_MAX (SHIM_FW_REC_BATCH + 64 + SHIM_REC_FRAME_OVERHEAD)
 
@@ -91,51 +90,41 @@ static void path_of(char *out, const char *id, const char *ext)
 /*
  * Power-loss recovery without reading the file back (the core's reader
  * needs 128 KB): after every whole frame the recorder saves a checkpoint
- * through the store, the session ID, the bytes of whole frames written,
- * the record and byte counts and the chain head:
- *
- *   u8 version | u8 id_len | id[63] | u64 written | u64 records |
- *   u64 bytes_in | u64 bytes_out | chain[32] | i64 start_wall |
- *   i64 start_mono | i64 last_mono
- *
- * (version 0 alone: no session open). At the next boot a checkpoint of a
- * session that never ended seals the file as Linux does after a power
- * cut: the bytes past the last checkpoint are cut, and a footer with
- * reason power_loss_recovered and SHIM_REC_F_RECOVERED is signed.
+ * (ckpt.h) through the store. At the next boot a checkpoint of a session
+ * that never ended seals the file as Linux does after a power cut: the
+ * bytes past the last checkpoint are cut, and a footer with reason
+ * power_loss_recovered and SHIM_REC_F_RECOVERED is signed.
  */
 static int checkpoint(struct shim_fw_rec *r)
 {
 	const struct shim_store_ops *st = &r->port->store;
 	struct shim_rec_footer f;
-	uint8_t b[CKPT_LEN], *p = b;
-	size_t n = strlen(r->hdr.session_id);
+	struct shim_fw_ckpt c;
+	uint8_t b[SHIM_FW_CKPT_LEN];
+	size_t n;
 
-	memset(b, 0, sizeof(b));
+	memset(&c, 0, sizeof(c));
 	memset(&f, 0, sizeof(f));
 	shim_rec_writer_summary(&r->w, &f);
-	*p++ = CKPT_VERSION;
-	*p++ = (uint8_t)n;
-	memcpy(p, r->hdr.session_id, n);
-	p += SHIM_REC_ID_MAX;
-	shim_put_u64(p, r->written);
-	shim_put_u64(p + 8, f.records);
-	shim_put_u64(p + 16, f.bytes_in);
-	shim_put_u64(p + 24, f.bytes_out);
-	p += 32;
-	memcpy(p, f.chain_head, SHIM_REC_HASH_LEN);
-	p += SHIM_REC_HASH_LEN;
-	shim_put_u64(p, (uint64_t)r->hdr.start_wall_ns);
-	shim_put_u64(p + 8, (uint64_t)r->hdr.start_mono_ns);
-	shim_put_u64(p + 16, (uint64_t)r->last_mono);
-	return st->save(st->ctx, CKPT_NAME, b, sizeof(b));
+	memcpy(c.id, r->hdr.session_id, sizeof(c.id));
+	c.written = r->written;
+	c.records = f.records;
+	c.bytes_in = f.bytes_in;
+	c.bytes_out = f.bytes_out;
+	memcpy(c.chain, f.chain_head, sizeof(c.chain));
+	c.start_wall_ns = r->hdr.start_wall_ns;
+	c.start_mono_ns = r->hdr.start_mono_ns;
+	c.last_mono_ns = r->last_mono;
+	n = shim_fw_ckpt_encode(&c, b);
+	return st->save(st->ctx, CKPT_NAME, b, n);
 }
 
 static int checkpoint_clear(const struct shim_port *port)
 {
-	static const uint8_t none[1] = { 0 };
+	uint8_t b[SHIM_FW_CKPT_LEN];
+	size_t n = shim_fw_ckpt_encode(NULL, b);
 
-	return port->store.save(port->store.ctx, CKPT_NAME, none,
-				sizeof(none));
+	return port->store.save(port->store.ctx, CKPT_NAME, b, n);
 }
 
 /* Seals the batch into one DATA frame, appends it and checkpoints. */
@@ -392,12 +381,9 @@ int shim_fw_rec_recover(const struct shim_port *port,
 {
 	const struct shim_store_ops *st = &port->store;
 	struct shim_rec_footer f;
-	uint8_t b[CKPT_LEN];
-	const uint8_t *p;
-	char id[SHIM_REC_ID_MAX + 1], part[PATH_MAX_FW], done[PATH_MAX_FW];
-	char tmp[PATH_MAX_FW];
-	uint64_t written;
-	int64_t start_wall, start_mono, last_mono;
+	struct shim_fw_ckpt c;
+	uint8_t b[SHIM_FW_CKPT_LEN];
+	char part[PATH_MAX_FW], done[PATH_MAX_FW], tmp[PATH_MAX_FW];
 	size_t len = 0, flen = 0;
 	long total;
 	int in, out, rc;
@@ -405,40 +391,21 @@ int shim_fw_rec_recover(const struct shim_port *port,
 	session_id[0] = '\0';
 	*records = 0;
 	rc = st->load(st->ctx, CKPT_NAME, b, sizeof(b), &len);
-	if (rc == SHIM_ENOENT || (rc == 0 && len == 1 && b[0] == 0)) {
+	if (rc == SHIM_ENOENT) {
+		return 0;
+	}
+	if (rc == 0) {
+		rc = shim_fw_ckpt_decode(b, len, &c);
+	}
+	if (rc == SHIM_ENOENT) {
 		return 0;
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	if (len != sizeof(b) || b[0] != CKPT_VERSION || b[1] == 0 ||
-	    b[1] > SHIM_REC_ID_MAX) {
-		return SHIM_ECORRUPT;
-	}
-	memcpy(id, b + 2, b[1]);
-	id[b[1]] = '\0';
-	for (p = (const uint8_t *)id; *p; p++) {
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= 'a' && *p <= 'f') || *p == '-')) {
-			return SHIM_ECORRUPT;
-		}
-	}
-	p = b + 2 + SHIM_REC_ID_MAX;
-	memset(&f, 0, sizeof(f));
-	written = shim_get_u64(p);
-	f.records = shim_get_u64(p + 8);
-	f.bytes_in = shim_get_u64(p + 16);
-	f.bytes_out = shim_get_u64(p + 24);
-	p += 32;
-	memcpy(f.chain_head, p, SHIM_REC_HASH_LEN);
-	p += SHIM_REC_HASH_LEN;
-	start_wall = (int64_t)shim_get_u64(p);
-	start_mono = (int64_t)shim_get_u64(p + 8);
-	last_mono = (int64_t)shim_get_u64(p + 16);
-
-	path_of(part, id, ".part");
-	path_of(done, id, ".rec");
-	path_of(tmp, id, ".rec.new");
+	path_of(part, c.id, ".part");
+	path_of(done, c.id, ".rec");
+	path_of(tmp, c.id, ".rec.new");
 	in = sh_open(part, SH_MODE_RB);
 	if (in < 0) {
 		/* Sealed, renamed, and the power went before the
@@ -446,7 +413,7 @@ int shim_fw_rec_recover(const struct shim_port *port,
 		return checkpoint_clear(port);
 	}
 	total = sh_flen(in);
-	if (total < 0 || (uint64_t)total < written) {
+	if (total < 0 || (uint64_t)total < c.written) {
 		sh_close(in);
 		return SHIM_ETRUNC;
 	}
@@ -455,15 +422,20 @@ int shim_fw_rec_recover(const struct shim_port *port,
 		sh_close(in);
 		return SHIM_EIO;
 	}
-	rc = copy_prefix(in, out, written);
+	rc = copy_prefix(in, out, c.written);
 	sh_close(in);
 	if (rc == 0) {
+		memset(&f, 0, sizeof(f));
+		f.records = c.records;
+		f.bytes_in = c.bytes_in;
+		f.bytes_out = c.bytes_out;
+		memcpy(f.chain_head, c.chain, sizeof(f.chain_head));
 		/* unsigned arithmetic: the checkpoint is not trusted */
-		f.end_mono_ns = last_mono;
-		f.end_wall_ns = (int64_t)((uint64_t)start_wall +
-					  ((uint64_t)last_mono -
-					   (uint64_t)start_mono));
-		f.cut = (uint64_t)total - written;
+		f.end_mono_ns = c.last_mono_ns;
+		f.end_wall_ns = (int64_t)((uint64_t)c.start_wall_ns +
+					  ((uint64_t)c.last_mono_ns -
+					   (uint64_t)c.start_mono_ns));
+		f.cut = (uint64_t)total - c.written;
 		f.flags = SHIM_REC_F_RECOVERED;
 		memcpy(f.reason, "power_loss_recovered",
 		       sizeof("power_loss_recovered"));
@@ -484,8 +456,8 @@ int shim_fw_rec_recover(const struct shim_port *port,
 		return rc;
 	}
 	sh_remove(part);
-	memcpy(session_id, id, strlen(id) + 1);
-	*records = f.records;
+	memcpy(session_id, c.id, strlen(c.id) + 1);
+	*records = c.records;
 	return checkpoint_clear(port);
 }
 
