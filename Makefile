@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure check check-unit check-asan check-fuzz cross-arm64 check-arm64 bench demo demo-walkthrough size clean
+.PHONY: all deps configure check check-unit check-asan check-fuzz cross-arm64 check-arm64 bench demo demo-walkthrough size firmware firmware-test clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -19,10 +19,12 @@ deps:
 # again with the binaries built under ASan+UBSan, and a short run of each
 # fuzz target.
 check: deps
-	rm -rf $(BUILD) build-asan build-fuzz build-arm64
+	rm -rf $(BUILD) build-asan build-fuzz build-arm64 build-fw
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
+	$(MAKE) firmware
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	python3 firmware/stm32f4/tests/test_recording.py $(CURDIR) $(CURDIR)/$(BUILD)
 	$(MAKE) check-asan check-arm64 check-fuzz
 
 check-asan:
@@ -53,6 +55,16 @@ size: deps
 	sh scripts/cross-core.sh $(BUILD)/cross
 	python3 scripts/size-report.py $(BUILD)/cross --check
 
+# The STM32F405 firmware for QEMU's netduinoplus2 (build-fw/firmware.elf),
+# with mbedTLS built from Debian's source package; prints its sizes.
+# scripts/run-firmware.sh runs it.
+firmware: deps
+	$(MAKE) -C firmware/stm32f4 B=$(CURDIR)/build-fw
+
+# Recordings made by the firmware, verified and decrypted by shimctl.
+firmware-test: firmware all
+	python3 firmware/stm32f4/tests/test_recording.py $(CURDIR) $(CURDIR)/$(BUILD)
+
 bench: deps all
 	sh bench/run.sh $(BUILD)
 
@@ -64,4 +76,4 @@ demo-walkthrough: deps all
 	sh scripts/demo.sh $(BUILD) --walkthrough
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz build-arm64
+	rm -rf $(BUILD) build-asan build-fuzz build-arm64 build-fw

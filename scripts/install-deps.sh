@@ -5,6 +5,11 @@
 # everything is already there.
 set -eu
 
+# The STM32F405 firmware: the Cortex-M cross compiler and libc, QEMU to
+# run it, and dpkg-source to unpack Debian's mbedtls source package
+# (scripts/build-mbedtls-mcu.sh).
+FW_PKGS="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dpkg-dev"
+
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libmbedtls-dev libyaml-dev libcmocka-dev libqrencode-dev libgpiod-dev libssl-dev
 oathtool faketime socat python3 rsyslog rsyslog-gnutls gnutls-bin openssl
@@ -26,7 +31,7 @@ libmbedtls-dev:arm64 libyaml-dev:arm64 libcmocka-dev:arm64 libqrencode-dev:arm64
 libgpiod-dev:arm64 libssl-dev:arm64"
 
 missing=""
-for p in $PKGS; do
+for p in $PKGS $FW_PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
 		missing="$missing $p"
 	fi
