@@ -559,3 +559,11 @@ def need_binaries(*paths):
         print("oathtool is not installed (scripts/install-deps.sh)")
         print("0 passed, 1 failed")
         sys.exit(1)
+
+
+# ---- the firmware target ---------------------------------------------------------
+
+# The STM32 firmware under QEMU with Shim's interface (start, stop, restart
+# on the same state, tech/dev links, events from USART3): fwtarget.py,
+# imported last because it builds on the helpers above.
+from fwtarget import Firmware, need_firmware  # noqa: E402,F401
