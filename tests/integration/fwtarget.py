@@ -31,7 +31,8 @@ import time
 
 import shimtest as st
 
-RUN_FIRMWARE = os.path.join(st.SRC, "scripts", "run-firmware.sh")
+RUN_FIRMWARE = os.path.normpath(os.path.join(st.SRC, "scripts",
+                                             "run-firmware.sh"))
 QEMU = "qemu-system-arm"
 
 
