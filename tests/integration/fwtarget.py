@@ -37,14 +37,20 @@ QEMU = "qemu-system-arm"
 
 
 def firmware_image():
-    """The firmware ELF: $SHIM_FIRMWARE, else the first ELF the build put
-    under BUILD/firmware/; None when there is none."""
+    """The firmware ELF: $SHIM_FIRMWARE, else the first one found of
+    BUILD/firmware/**.elf, BUILD/firmware.elf and SRC/build-fw/firmware.elf
+    (firmware/stm32f4/Makefile's default); None when there is none."""
     env = os.environ.get("SHIM_FIRMWARE")
     if env:
         return env if os.path.isfile(env) else None
     found = sorted(glob.glob(os.path.join(st.BUILD, "firmware", "**", "*.elf"),
                              recursive=True))
-    return found[0] if found else None
+    found += [os.path.join(st.BUILD, "firmware.elf"),
+              os.path.join(st.SRC, "build-fw", "firmware.elf")]
+    for f in found:
+        if os.path.isfile(f):
+            return os.path.normpath(f)
+    return None
 
 
 def missing():
@@ -55,9 +61,9 @@ def missing():
     if not os.access(RUN_FIRMWARE, os.X_OK):
         why.append("%s is missing or not executable" % RUN_FIRMWARE)
     if firmware_image() is None:
-        why.append("no firmware image (SHIM_FIRMWARE, or an ELF under "
-                   "%s/firmware/): build it first" %
-                   os.path.normpath(st.BUILD))
+        why.append("no firmware image (SHIM_FIRMWARE, an ELF under "
+                   "%s/firmware/, or build-fw/firmware.elf): build it "
+                   "first" % os.path.normpath(st.BUILD))
     return why
 
 

@@ -564,6 +564,11 @@ def need_binaries(*paths):
 # ---- the firmware target ---------------------------------------------------------
 
 # The STM32 firmware under QEMU with Shim's interface (start, stop, restart
-# on the same state, tech/dev links, events from USART3): fwtarget.py,
-# imported last because it builds on the helpers above.
-from fwtarget import Firmware, need_firmware  # noqa: E402,F401
+# on the same state, tech/dev links, events from USART3): st.Firmware and
+# st.need_firmware come from fwtarget.py, loaded at first use (it builds on
+# the helpers above).
+def __getattr__(name):
+    if name in ("Firmware", "need_firmware"):
+        import fwtarget
+        return getattr(fwtarget, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
