@@ -93,10 +93,33 @@ def need_firmware():
 
 # ---- RFC 5424 as it leaves USART3 -------------------------------------------
 
-RFC5424 = re.compile(
-    r"^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|\[.*\])(?: (.*))?$")
-SD_PARAM = re.compile(r'(\S+?)="((?:[^"\\\]]|\\.)*)"')
+RFC5424_HEAD = re.compile(r"^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) ")
+SD_PARAM = re.compile(r'(\S+?)="((?:[^"\\]|\\.)*)"')
 SD_UNESCAPE = re.compile(r'\\(["\\\]])')
+
+
+def _sd_end(text):
+    """The length of the structured data at the start of text ("-" or
+    one or more [..] elements, with \\-escapes in values), or -1."""
+    if text.startswith("-"):
+        return 1
+    i, quoted = 0, False
+    while i < len(text) and text[i] == "[":
+        i += 1
+        while i < len(text):
+            c = text[i]
+            if quoted and c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                quoted = not quoted
+            elif c == "]" and not quoted:
+                break
+            i += 1
+        if i >= len(text):
+            return -1
+        i += 1
+    return i if i > 0 else -1
 
 
 def parse_rfc5424(line):
@@ -108,16 +131,20 @@ def parse_rfc5424(line):
     m = re.match(r"^(\d+) (<.*)$", line)
     if m:
         line = m.group(2)
-    m = RFC5424.match(line)
+    m = RFC5424_HEAD.match(line)
     if not m:
         return None
+    rest = line[m.end():]
+    n = _sd_end(rest)
+    if n < 0 or (n < len(rest) and rest[n] != " "):
+        return None
+    sd, msg = rest[:n], rest[n + 1:]
     pri = int(m.group(1))
     ev = {"event": m.group(6), "facility": pri >> 3, "severity": pri & 7,
           "time": m.group(2), "host": m.group(3), "app": m.group(4),
-          "procid": m.group(5), "msg": m.group(8) or ""}
-    sd = m.group(7)
+          "procid": m.group(5), "msg": msg}
     if sd != "-":
-        ev["sd_id"] = sd[1:].split(" ", 1)[0].rstrip("]")
+        ev["sd_id"] = sd[1:].split(" ", 1)[0].split("]", 1)[0]
         for k, v in SD_PARAM.findall(sd):
             ev[k] = SD_UNESCAPE.sub(r"\1", v)
     return ev
