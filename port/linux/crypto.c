@@ -1,34 +1,18 @@
 /*
- * Crypto operations of the Linux port, on mbedTLS 2.28.
+ * Crypto of the Linux port: the shared mbedTLS operations
+ * (port/mbedtls/crypto.c) over getrandom(2), and the identity key loaded
+ * from a PEM file.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ecdh.h>
-#include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
-#include <mbedtls/gcm.h>
-#include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 
 #include "port_linux.h"
 #include "util.h"
 
 void shim__linux_crypto_ops(struct shim_linux_port *lp);
-
-static const mbedtls_md_info_t *md_info(enum shim_md md)
-{
-	switch (md) {
-	case SHIM_MD_SHA1:
-		return mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
-	case SHIM_MD_SHA256:
-		return mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-	case SHIM_MD_SHA512:
-		return mbedtls_md_info_from_type(MBEDTLS_MD_SHA512);
-	default:
-		return NULL;
-	}
-}
 
 /* mbedTLS random callback over getrandom(2). */
 static int rng_cb(void *ctx, unsigned char *buf, size_t len)
@@ -37,215 +21,12 @@ static int rng_cb(void *ctx, unsigned char *buf, size_t len)
 	return shim_linux_random(buf, len) == 0 ? 0 : -1;
 }
 
-static int c_hmac(void *ctx, enum shim_md md, const uint8_t *key,
-		  size_t key_len, const uint8_t *msg, size_t msg_len,
-		  uint8_t *out)
-{
-	const mbedtls_md_info_t *info = md_info(md);
-
-	(void)ctx;
-	if (info == NULL) {
-		return SHIM_EINVAL;
-	}
-	if (mbedtls_md_hmac(info, key, key_len, msg, msg_len, out) != 0) {
-		return SHIM_ECRYPTO;
-	}
-	return 0;
-}
-
-static int c_hash(void *ctx, enum shim_md md, const uint8_t *msg,
-		  size_t msg_len, uint8_t *out)
-{
-	const mbedtls_md_info_t *info = md_info(md);
-
-	(void)ctx;
-	if (info == NULL) {
-		return SHIM_EINVAL;
-	}
-	return mbedtls_md(info, msg, msg_len, out) == 0 ? 0 : SHIM_ECRYPTO;
-}
-
-static int c_seal(void *ctx, const uint8_t key[SHIM_AES256_KEY_LEN],
-		  const uint8_t nonce[SHIM_GCM_NONCE_LEN], const uint8_t *aad,
-		  size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
-		  uint8_t tag[SHIM_GCM_TAG_LEN])
-{
-	mbedtls_gcm_context gcm;
-	int rc = SHIM_ECRYPTO;
-
-	(void)ctx;
-	mbedtls_gcm_init(&gcm);
-	if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 256) != 0) {
-		goto out;
-	}
-	if (mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, len, nonce,
-				      SHIM_GCM_NONCE_LEN, aad, aad_len, pt, ct,
-				      SHIM_GCM_TAG_LEN, tag) != 0) {
-		goto out;
-	}
-	rc = 0;
-out:
-	mbedtls_gcm_free(&gcm);
-	return rc;
-}
-
-static int c_open(void *ctx, const uint8_t key[SHIM_AES256_KEY_LEN],
-		  const uint8_t nonce[SHIM_GCM_NONCE_LEN], const uint8_t *aad,
-		  size_t aad_len, const uint8_t *ct, size_t len,
-		  const uint8_t tag[SHIM_GCM_TAG_LEN], uint8_t *pt)
-{
-	mbedtls_gcm_context gcm;
-	int rc = SHIM_ECRYPTO;
-
-	(void)ctx;
-	mbedtls_gcm_init(&gcm);
-	if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 256) != 0) {
-		goto out;
-	}
-	/* mbedtls_gcm_auth_decrypt wipes the output on a bad tag. */
-	if (mbedtls_gcm_auth_decrypt(&gcm, len, nonce, SHIM_GCM_NONCE_LEN, aad,
-				     aad_len, tag, SHIM_GCM_TAG_LEN, ct,
-				     pt) != 0) {
-		goto out;
-	}
-	rc = 0;
-out:
-	mbedtls_gcm_free(&gcm);
-	return rc;
-}
-
-static int c_ecdh_ephemeral(void *ctx, const uint8_t peer_pub[SHIM_P256_PUB_LEN],
-			    uint8_t eph_pub[SHIM_P256_PUB_LEN],
-			    uint8_t shared[32])
-{
-	mbedtls_ecp_group grp;
-	mbedtls_ecp_point q, peer;
-	mbedtls_mpi d, z;
-	size_t olen;
-	int rc = SHIM_ECRYPTO;
-
-	(void)ctx;
-	mbedtls_ecp_group_init(&grp);
-	mbedtls_ecp_point_init(&q);
-	mbedtls_ecp_point_init(&peer);
-	mbedtls_mpi_init(&d);
-	mbedtls_mpi_init(&z);
-	if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
-	    mbedtls_ecp_point_read_binary(&grp, &peer, peer_pub,
-					  SHIM_P256_PUB_LEN) != 0 ||
-	    mbedtls_ecp_check_pubkey(&grp, &peer) != 0) {
-		rc = SHIM_EINVAL;
-		goto out;
-	}
-	if (mbedtls_ecdh_gen_public(&grp, &d, &q, rng_cb, NULL) != 0 ||
-	    mbedtls_ecdh_compute_shared(&grp, &z, &peer, &d, rng_cb, NULL) != 0 ||
-	    mbedtls_ecp_point_write_binary(&grp, &q,
-					   MBEDTLS_ECP_PF_UNCOMPRESSED, &olen,
-					   eph_pub, SHIM_P256_PUB_LEN) != 0 ||
-	    olen != SHIM_P256_PUB_LEN ||
-	    mbedtls_mpi_write_binary(&z, shared, 32) != 0) {
-		goto out;
-	}
-	rc = 0;
-out:
-	mbedtls_ecp_group_free(&grp);
-	mbedtls_ecp_point_free(&q);
-	mbedtls_ecp_point_free(&peer);
-	mbedtls_mpi_free(&d);
-	mbedtls_mpi_free(&z);
-	return rc;
-}
-
-static int c_identity_sign(void *ctx, const uint8_t digest[32],
-			   uint8_t sig[SHIM_P256_SIG_LEN])
-{
-	struct shim_linux_port *lp = ctx;
-	mbedtls_ecp_keypair *kp;
-	mbedtls_mpi r, s;
-	int rc = SHIM_ECRYPTO;
-
-	if (lp == NULL || lp->identity == NULL) {
-		return SHIM_ENOTSUP;
-	}
-	kp = mbedtls_pk_ec(*(mbedtls_pk_context *)lp->identity);
-	mbedtls_mpi_init(&r);
-	mbedtls_mpi_init(&s);
-	if (mbedtls_ecdsa_sign(&kp->grp, &r, &s, &kp->d, digest, 32, rng_cb,
-			       NULL) != 0 ||
-	    mbedtls_mpi_write_binary(&r, sig, 32) != 0 ||
-	    mbedtls_mpi_write_binary(&s, sig + 32, 32) != 0) {
-		goto out;
-	}
-	rc = 0;
-out:
-	mbedtls_mpi_free(&r);
-	mbedtls_mpi_free(&s);
-	return rc;
-}
-
-static int c_identity_pub(void *ctx, uint8_t pub[SHIM_P256_PUB_LEN])
-{
-	struct shim_linux_port *lp = ctx;
-	mbedtls_ecp_keypair *kp;
-	size_t olen;
-
-	if (lp == NULL || lp->identity == NULL) {
-		return SHIM_ENOTSUP;
-	}
-	kp = mbedtls_pk_ec(*(mbedtls_pk_context *)lp->identity);
-	if (mbedtls_ecp_point_write_binary(&kp->grp, &kp->Q,
-					   MBEDTLS_ECP_PF_UNCOMPRESSED, &olen,
-					   pub, SHIM_P256_PUB_LEN) != 0 ||
-	    olen != SHIM_P256_PUB_LEN) {
-		return SHIM_ECRYPTO;
-	}
-	return 0;
-}
-
-static int c_verify(void *ctx, const uint8_t pub[SHIM_P256_PUB_LEN],
-		    const uint8_t digest[32], const uint8_t sig[SHIM_P256_SIG_LEN])
-{
-	mbedtls_ecp_group grp;
-	mbedtls_ecp_point q;
-	mbedtls_mpi r, s;
-	int rc = SHIM_ESIG;
-
-	(void)ctx;
-	mbedtls_ecp_group_init(&grp);
-	mbedtls_ecp_point_init(&q);
-	mbedtls_mpi_init(&r);
-	mbedtls_mpi_init(&s);
-	if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
-	    mbedtls_ecp_point_read_binary(&grp, &q, pub, SHIM_P256_PUB_LEN) != 0 ||
-	    mbedtls_ecp_check_pubkey(&grp, &q) != 0 ||
-	    mbedtls_mpi_read_binary(&r, sig, 32) != 0 ||
-	    mbedtls_mpi_read_binary(&s, sig + 32, 32) != 0) {
-		goto out;
-	}
-	if (mbedtls_ecdsa_verify(&grp, digest, 32, &q, &r, &s) == 0) {
-		rc = 0;
-	}
-out:
-	mbedtls_ecp_group_free(&grp);
-	mbedtls_ecp_point_free(&q);
-	mbedtls_mpi_free(&r);
-	mbedtls_mpi_free(&s);
-	return rc;
-}
-
 void shim__linux_crypto_ops(struct shim_linux_port *lp)
 {
-	struct shim_crypto_ops *c = &lp->port.crypto;
-
-	c->hmac = c_hmac;
-	c->hash = c_hash;
-	c->aead_seal = c_seal;
-	c->aead_open = c_open;
-	c->ecdh_ephemeral = c_ecdh_ephemeral;
-	c->identity_sign = c_identity_sign;
-	c->identity_pub = c_identity_pub;
-	c->verify = c_verify;
-	c->ctx = lp;
+	lp->mbc.f_rng = rng_cb;
+	lp->mbc.rng_ctx = NULL;
+	lp->mbc.identity = NULL;
+	shim_mbedtls_crypto_ops(&lp->port.crypto, &lp->mbc);
 }
 
 int shim_linux_port_load_identity(struct shim_linux_port *lp, const char *path)
@@ -284,10 +65,12 @@ int shim_linux_port_load_identity(struct shim_linux_port *lp, const char *path)
 		return SHIM_EINVAL;
 	}
 	if (lp->identity != NULL) {
+		lp->mbc.identity = NULL;
 		mbedtls_pk_free(lp->identity);
 		free(lp->identity);
 	}
 	lp->identity = pk;
+	lp->mbc.identity = mbedtls_pk_ec(*pk);
 	return 0;
 }
 
@@ -298,6 +81,7 @@ void shim_linux_port_fini(struct shim_linux_port *lp)
 		free(lp->identity);
 		lp->identity = NULL;
 	}
+	lp->mbc.identity = NULL;
 	free(lp->state_dir);
 	lp->state_dir = NULL;
 }

@@ -9,11 +9,13 @@
 #include <stdint.h>
 
 #include "port.h"
+#include "crypto.h" /* port/mbedtls: the shared mbedTLS crypto ops */
 
 struct shim_linux_port {
 	struct shim_port port;
 	char *state_dir;           /* where store blobs live */
 	void *identity;            /* mbedtls_pk_context *, or NULL */
+	struct shim_mbedtls_crypto mbc; /* ctx of port.crypto */
 };
 
 /* Sets up the port. state_dir (may be NULL for a port without storage) is
