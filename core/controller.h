@@ -68,10 +68,11 @@ struct shim_ctl_io {
 	/* Drops what was written to the line and not sent yet. Mandatory. */
 	void (*flush_output)(void *ctx, enum shim_side side);
 	/* The controller learnt that a side is gone (a failed write, a
-	 * vanished device, shim_ctl_hangup()): the port releases or renews
-	 * the line and reports it back later with shim_ctl_connect() or
-	 * shim_ctl_device_up(). Mandatory. */
-	void (*lost)(void *ctx, enum shim_side side);
+	 * vanished device, shim_ctl_hangup(), shim_ctl_device_up(0)): the
+	 * port releases or renews the line. Returns 1 when the line is ready
+	 * again at once (a renewed pty), 0 when the port reports it back
+	 * later with shim_ctl_connect() / shim_ctl_device_up(). Mandatory. */
+	int (*lost)(void *ctx, enum shim_side side);
 	/* Sends BREAK on the device line. Optional. */
 	int (*send_break)(void *ctx);
 	/* 1 while the device line is still there (a USB adapter that was

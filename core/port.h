@@ -2,8 +2,9 @@
  * Port interfaces: everything the portable core needs from its home.
  *
  * The core never calls the operating system. Time, randomness, crypto,
- * durable storage, serial lines, sensors and the event sink come in
- * through the small operation tables below. Each table carries a context
+ * durable storage and the event sink come in through the small operation
+ * tables below; the serial lines, the recorder and the tamper latch
+ * through the session controller's (controller.h). Each table carries a context
  * pointer that is passed back to every operation. A port fills the tables
  * once at start (port/linux/ for Linux; an MCU port supplies its own).
  *
@@ -108,7 +109,11 @@ struct shim_store_ops {
 	void *ctx;
 };
 
-/* ---- serial lines ----------------------------------------------------- */
+/* ---- serial line settings ---------------------------------------------- */
+
+/* The lines themselves reach the core through the session controller's
+ * io table (controller.h): write, flush, BREAK, presence and loss, fed
+ * by the port's loop. */
 
 enum shim_parity {
 	SHIM_PARITY_NONE = 0,
@@ -137,37 +142,13 @@ struct shim_serial_cfg {
 	enum shim_presence presence;
 };
 
-struct shim_serial_ops {
-	/* Reads up to cap bytes without blocking. Returns the count (>= 0;
-	 * 0 means nothing available) or SHIM_EDISCONN on hang-up. */
-	int (*read)(void *ctx, uint8_t *buf, size_t cap);
-	/* Writes up to len bytes without blocking; returns the count taken. */
-	int (*write)(void *ctx, const uint8_t *buf, size_t len);
-	/* Sends a BREAK condition. Optional. */
-	int (*send_break)(void *ctx);
-	void *ctx;
-};
-
-/* ---- tamper sensors --------------------------------------------------- */
-
-enum shim_sensor_state {
-	SHIM_SENSOR_CLEAR = 0,
-	SHIM_SENSOR_TRIPPED = 1,
-	SHIM_SENSOR_FAULT = 2,
-};
-
-struct shim_sensor_ops {
-	/* Current debounced state of the sensor. */
-	enum shim_sensor_state (*state)(void *ctx);
-	void *ctx;
-};
-
 /* ---- event sink ------------------------------------------------------- */
 
 struct shim_event;
 
 struct shim_event_sink_ops {
-	/* Takes an event for durable delivery (audit log, spool, SIEM).
+	/* Takes an event for durable delivery (audit log, spool, SIEM),
+	 * stamping it with the shim ID and sequence number on its own copy.
 	 * Must not block the data path. */
 	int (*emit)(void *ctx, const struct shim_event *ev);
 	void *ctx;

@@ -91,7 +91,7 @@ void shim_provision_defaults(struct shim_provision *p)
 	p->reconnect_grace_ms = 30u * 1000u;
 	p->device_reset_hold_ms = 500;
 	p->device_reset = SHIM_PROV_RESET_NONE;
-	p->on_failure = SHIM_PROV_ON_FAILURE_STOP;
+	p->on_failure = SHIM_PROV_ON_FAILURE_CONTINUE;
 	p->heartbeat_period_ms = 60u * 1000u;
 	p->clock_max_jump = 120;
 }

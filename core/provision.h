@@ -166,7 +166,7 @@ struct shim_provision {
 
 /* Fills p with the defaults of the YAML loader (the gate's via
  * shim_gate_cfg_default(), idle 900 s, max 8 h, grace 30 s, no logout,
- * no reset, hold 500 ms, on_failure stop, heartbeat 60 s, clock 120 s, no
+ * no reset, hold 500 ms, on_failure continue, heartbeat 60 s, clock 120 s, no
  * key). shim_id stays empty and must be set before encoding. */
 void shim_provision_defaults(struct shim_provision *p);
 

@@ -258,15 +258,15 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		return;
 	}
 	if (strcmp(line, "end-session") == 0) {
-		if (d->state != SHIM_ST_OPEN) {
+		if (d->ctl.state != SHIM_ST_OPEN) {
 			log_info("admin %s: end-session: no session open", who);
 			replys(c, "error: no session open\n");
 			return;
 		}
-		log_info("admin %s: end-session %s", who, d->session_id);
+		log_info("admin %s: end-session %s", who, d->ctl.session_id);
 		snprintf(buf, sizeof(buf), "session %s ended\nok\n",
-			 d->session_id);
-		admin_event(d, c, "end_session", d->session_id);
+			 d->ctl.session_id);
+		admin_event(d, c, "end_session", d->ctl.session_id);
 		shimd_end_session(d, "admin");
 		replys(c, buf);
 		return;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "controller.h"
 #include "eventlog.h"
 #include "gate.h"
 #include "heartbeat.h"
@@ -22,8 +23,6 @@
 #include "session.h"
 #include "tamper.h"
 
-#define SHIMD_RELAY_BUF 4096
-#define SHIMD_MSG_BUF 2048
 #define SHIMD_ADMIN_CLIENTS 4
 #define SHIMD_ADMIN_LINE 2048
 #define SHIMD_MAX_WATCHES 24
@@ -35,16 +34,6 @@
 #define SHIMD_SETTLE_MS 150
 /* An admin client that has not sent its request line by then is closed. */
 #define SHIMD_ADMIN_IDLE_MS 2000
-
-/* One direction of the relay: bytes read from src, queued to the recorder,
- * then written to dst. Only one chunk is held at a time. */
-struct shimd_relay {
-	uint8_t buf[SHIMD_RELAY_BUF];
-	size_t len;       /* bytes held */
-	size_t off;       /* bytes already written to dst */
-	int recorded;     /* the held bytes are in the recorder queue */
-	uint64_t bytes;   /* forwarded in this session */
-};
 
 struct shimd_admin_client {
 	int fd;
@@ -69,11 +58,7 @@ struct shimd_watch {
 };
 
 enum shimd_timer {
-	SHIMD_T_FAIL_DELAY = 0, /* after a failed line */
-	SHIMD_T_IDLE,           /* session.idle_timeout */
-	SHIMD_T_MAX,            /* session.max_duration */
-	SHIMD_T_GRACE,          /* session.reconnect_grace after a hang-up */
-	SHIMD_T_LOCK,           /* LOCKED state expiry */
+	SHIMD_T_CTL = 0,        /* the controller's earliest deadline */
 	SHIMD_T_DEVICE,         /* reopen a lost tty device */
 	SHIMD_T_TECH,           /* reopen a lost technician tty */
 	SHIMD_T_PRESENCE,       /* DCD/DSR look */
@@ -81,7 +66,6 @@ enum shimd_timer {
 	SHIMD_T_SENSORS,        /* sensor debounce and file checks */
 	SHIMD_T_HEARTBEAT,      /* tamper.heartbeat_period */
 	SHIMD_T_ADMIN,          /* admin clients' idle limit */
-	SHIMD_T_DEVRESET,       /* DTR held low after a session (device_reset) */
 	SHIMD_T__COUNT,
 };
 
@@ -97,36 +81,11 @@ struct shimd {
 
 	struct shim_serial tech;
 	struct shim_serial dev;
-	int tech_present;      /* a technician is connected */
-	int dev_up;            /* the device endpoint is open */
 
-	enum shim_state state;
-	int64_t state_since_ns;  /* wall time of the last transition */
-	struct shim_lineedit le;
-	int fail_delay;          /* failure delay running: input ignored */
-
-	/* the open session */
-	char session_id[SHIM_SESSION_ID_MAX];
-	char tech_id[SHIM_TECH_ID_MAX + 1];
-	int64_t session_start_mono;
-	int64_t session_start_wall;
-	int64_t last_input_mono; /* last technician input (idle_timeout) */
-	int grace;               /* technician gone, reconnect grace running;
-				  * whoever connects meanwhile is at the prompt
-				  * and the session's technician side is closed */
-	int64_t grace_since_mono;
-	int dev_resetting;       /* DTR low after a session (device_reset: dtr) */
-	struct shimd_relay in;   /* technician -> device */
-	struct shimd_relay out;  /* device -> technician */
-	int rec_wait;            /* waiting for recorder queue room */
-	int rec_failure_reported; /* recording_failed sent (and the technician
-				   * told) for this session */
-	uint64_t rec_stalls;     /* times the recorder queue pushed back */
-	size_t relay_cap;        /* bytes read per chunk (fits the queue) */
-
-	/* messages to the technician outside OPEN (prompt, echo, answers) */
-	uint8_t msg[SHIMD_MSG_BUF];
-	size_t msg_len;
+	/* the session controller: states, dialogue, sessions, relay */
+	struct shim_ctl ctl;
+	int64_t ctl_armed;       /* deadline the controller's timer is set to */
+	uint8_t rbuf[SHIM_CTL_RELAY_BUF]; /* one read from a line */
 
 	int timer_fd[SHIMD_T__COUNT];
 	int signal_fd;
@@ -145,12 +104,10 @@ struct shimd {
 	char bin_digest[65];
 	char cfg_digest[65];
 	char stop_reason[24];    /* why the loop is stopping ("" = signal) */
-	int64_t estop_ns;        /* wall time the gate was closed by a stop */
 
 	int lock_fd;             /* <storage_root>/shimd.lock, held */
 	int stop;                /* leave the loop */
 	int exit_code;
-	char estop_event[64];
 };
 
 /* Sets everything up from a loaded configuration (cfg is moved into d).

@@ -25,8 +25,8 @@ static void tamper_emit_trip(struct shimd *d, int64_t wall)
 	struct shim_event ev;
 
 	if (shim_tamper_event(&d->tamper, &ev, wall) == 0) {
-		if (d->estop_ns != 0) {
-			shim_event_add_i64(&ev, "gate_closed_ns", d->estop_ns);
+		if (d->ctl.estop_ns != 0) {
+			shim_event_add_i64(&ev, "gate_closed_ns", d->ctl.estop_ns);
 		}
 		shimd_emit(d, &ev);
 	}
@@ -135,9 +135,9 @@ static void heartbeat_info(struct shimd *d, struct shim_heartbeat_info *hb,
 	}
 	hb->boot_count = d->tamper.boot_count;
 	hb->uptime_s = (shimd_mono_ns() - d->boot_mono_ns) / 1000000000LL;
-	hb->state = shim_state_name(d->state);
+	hb->state = shim_state_name(d->ctl.state);
 	hb->tamper = shim_tamper_is_latched(&d->tamper);
-	hb->session_active = d->state == SHIM_ST_OPEN;
+	hb->session_active = d->ctl.state == SHIM_ST_OPEN;
 	hb->spool_depth = es.spool_depth;
 	hb->version = SHIM_VERSION;
 	hb->binary_digest = d->bin_digest[0] ? d->bin_digest : NULL;
@@ -243,9 +243,9 @@ int shimd_tamper_init(struct shimd *d)
 		shim_tamper_reset_reported(&d->tamper);
 	}
 	if (shim_tamper_is_latched(&d->tamper)) {
-		snprintf(d->estop_event, sizeof(d->estop_event), "%s",
-			 d->tamper.event);
-		d->state = SHIM_ST_EMERGENCY_STOP;
+		/* the controller closes the gate; the latch is already held,
+		 * so it is not latched again */
+		shim_ctl_estop(&d->ctl, d->tamper.event, d->tamper.detail);
 		log_err("EMERGENCY STOP latched (%s%s%s): the gate stays closed "
 			"until an authorised reset", d->tamper.event,
 			d->tamper.detail[0] ? ": " : "", d->tamper.detail);
@@ -413,7 +413,6 @@ int shimd_tamper_reset(struct shimd *d, const char *token, const char *who,
 	}
 	log_warn("admin %s: emergency stop (latch %s) cleared by token from "
 		 "%s (%s)", who, lid, tok.issuer, tok.reason);
-	d->estop_event[0] = '\0';
 	shimd_estop_cleared(d);
 	snprintf(msg, cap, "emergency stop cleared (latch %s, issuer %s)", lid,
 		 tok.issuer);

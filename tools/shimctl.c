@@ -32,6 +32,8 @@ static const struct {
 	{ "token", cmd_token_main,
 	  "token issue tamper-reset --shim ID --latch SEQ-BOOT --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
 	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
+	{ "firmware-config", cmd_firmware_config_main,
+	  "firmware-config [CONFIG] [-o FILE] | firmware-config --show BLOB|-" },
 	{ "monitor", cmd_monitor_main,
 	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },
 };

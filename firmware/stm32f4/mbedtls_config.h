@@ -54,6 +54,9 @@ void shim_fw_fatal(int code);
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
 
+/* PEM of the public keys written for the host */
+#define MBEDTLS_BASE64_C
+
 /* Random numbers */
 #define MBEDTLS_CTR_DRBG_C
 

@@ -151,33 +151,12 @@ static int make_raw(struct termios *t, const struct shim_serial_cfg *cfg,
 	return 0;
 }
 
-static int ops_read(void *ctx, uint8_t *buf, size_t cap)
-{
-	int brk = 0;
-
-	return shim_serial_read(ctx, buf, cap, &brk);
-}
-
-static int ops_write(void *ctx, const uint8_t *buf, size_t len)
-{
-	return shim_serial_write(ctx, buf, len);
-}
-
-static int ops_break(void *ctx)
-{
-	return shim_serial_send_break(ctx);
-}
-
 static void init_struct(struct shim_serial *s, const struct shim_serial_cfg *cfg)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 	s->watch_fd = -1;
 	s->cfg = *cfg;
-	s->ops.read = ops_read;
-	s->ops.write = ops_write;
-	s->ops.send_break = ops_break;
-	s->ops.ctx = s;
 }
 
 static int open_tty(struct shim_serial *s)

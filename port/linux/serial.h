@@ -32,7 +32,6 @@ struct shim_serial {
 	char path[512];    /* device path, or the pty link path */
 	char pty_name[64]; /* pty: /dev/pts/N */
 	struct shim_serial_cfg cfg;
-	struct shim_serial_ops ops; /* read/write/send_break over this line */
 	/* private */
 	int brk_state;     /* PARMRK decoding state */
 	int have_orig;

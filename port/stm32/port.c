@@ -260,52 +260,76 @@ size_t shim_stm32_heap_peak(void)
 	return i;
 }
 
-/* ---- identity key ---------------------------------------------------- */
+/* ---- key pairs in the store ------------------------------------------ */
 
-int shim_stm32_load_identity(struct shim_stm32_port *sp)
+/* Loads the P-256 key pair whose private scalar is the blob name, or makes
+ * one and saves it (*made = 1). */
+static int keypair(struct shim_stm32_port *sp, const char *name,
+		   mbedtls_ecp_keypair *kp, int *made)
 {
 	const struct shim_store_ops *st = &sp->port.store;
 	uint8_t d[32];
 	size_t len = 0;
 	int rc;
 
+	*made = 0;
+	rc = st->load(st->ctx, name, d, sizeof(d), &len);
+	if (rc == 0 && len == sizeof(d)) {
+		if (mbedtls_ecp_read_key(MBEDTLS_ECP_DP_SECP256R1, kp, d,
+					 sizeof(d)) != 0 ||
+		    mbedtls_ecp_mul(&kp->grp, &kp->Q, &kp->d, &kp->grp.G,
+				    mbedtls_ctr_drbg_random, &drbg) != 0) {
+			rc = SHIM_ECORRUPT;
+		}
+	} else if (rc == SHIM_ENOENT) {
+		rc = SHIM_ECRYPTO;
+		if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, kp,
+					mbedtls_ctr_drbg_random, &drbg) == 0 &&
+		    mbedtls_mpi_write_binary(&kp->d, d, sizeof(d)) == 0) {
+			rc = st->save(st->ctx, name, d, sizeof(d));
+			*made = rc == 0;
+		}
+	} else if (rc == 0) {
+		rc = SHIM_ECORRUPT;
+	}
+	shim_memzero(d, sizeof(d));
+	return rc;
+}
+
+int shim_stm32_load_identity(struct shim_stm32_port *sp)
+{
+	int rc;
+
 	mbedtls_ecp_keypair_free(&identity);
 	mbedtls_ecp_keypair_init(&identity);
 	sp->mbc.identity = NULL;
-	sp->identity_new = 0;
-	rc = st->load(st->ctx, SHIM_STM32_IDENTITY_NAME, d, sizeof(d), &len);
-	if (rc == 0 && len == sizeof(d)) {
-		if (mbedtls_ecp_read_key(MBEDTLS_ECP_DP_SECP256R1, &identity, d,
-					 sizeof(d)) != 0 ||
-		    mbedtls_ecp_mul(&identity.grp, &identity.Q, &identity.d,
-				    &identity.grp.G, mbedtls_ctr_drbg_random,
-				    &drbg) != 0) {
-			rc = SHIM_ECORRUPT;
-			goto out;
-		}
-	} else if (rc == SHIM_ENOENT) {
-		if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &identity,
-					mbedtls_ctr_drbg_random, &drbg) != 0 ||
-		    mbedtls_mpi_write_binary(&identity.d, d, sizeof(d)) != 0) {
-			rc = SHIM_ECRYPTO;
-			goto out;
-		}
-		rc = st->save(st->ctx, SHIM_STM32_IDENTITY_NAME, d, sizeof(d));
-		if (rc != 0) {
-			goto out;
-		}
-		sp->identity_new = 1;
-	} else {
-		rc = rc == 0 ? SHIM_ECORRUPT : rc;
-		goto out;
-	}
-	sp->mbc.identity = &identity;
-	rc = 0;
-out:
-	shim_memzero(d, sizeof(d));
+	rc = keypair(sp, SHIM_STM32_IDENTITY_NAME, &identity,
+		     &sp->identity_new);
 	if (rc != 0) {
 		mbedtls_ecp_keypair_free(&identity);
+		return rc;
 	}
+	sp->mbc.identity = &identity;
+	return 0;
+}
+
+int shim_stm32_local_keypair(struct shim_stm32_port *sp, const char *name,
+			     uint8_t pub[SHIM_P256_PUB_LEN])
+{
+	mbedtls_ecp_keypair kp;
+	size_t olen = 0;
+	int made, rc;
+
+	mbedtls_ecp_keypair_init(&kp);
+	rc = keypair(sp, name, &kp, &made);
+	if (rc == 0 &&
+	    (mbedtls_ecp_point_write_binary(&kp.grp, &kp.Q,
+					    MBEDTLS_ECP_PF_UNCOMPRESSED, &olen,
+					    pub, SHIM_P256_PUB_LEN) != 0 ||
+	     olen != SHIM_P256_PUB_LEN)) {
+		rc = SHIM_ECRYPTO;
+	}
+	mbedtls_ecp_keypair_free(&kp);
 	return rc;
 }
 

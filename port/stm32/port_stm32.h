@@ -41,6 +41,11 @@ int shim_stm32_port_init(struct shim_stm32_port *sp, const char *pers);
 /* Loads the identity key from the store, or makes and saves one. */
 int shim_stm32_load_identity(struct shim_stm32_port *sp);
 
+/* The public half of the key pair kept in the store blob name (made and
+ * saved at the first call). The private half never leaves the store. */
+int shim_stm32_local_keypair(struct shim_stm32_port *sp, const char *name,
+			     uint8_t pub[SHIM_P256_PUB_LEN]);
+
 /* Bytes of the mbedTLS heap that were ever in use (high-water mark) and
  * its size. */
 size_t shim_stm32_heap_peak(void);

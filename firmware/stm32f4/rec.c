@@ -1,0 +1,350 @@
+/*
+ * Session recordings on the MCU (see rec.h).
+ */
+#include "rec.h"
+
+#include <string.h>
+
+#include "record.h"
+#include "semihost.h"
+#include "syslog.h"
+#include "util.h"
+
+/* The writer keeps an item's header in front of its data: at most this
+ * many bytes (core/record.c ITEM_RESERVE), so pending + RESERVE + len
+ * bounds what one add may use of the batch buffer. */
+#define ITEM_RESERVE 24
+#define PATH_MAX_FW 96
+#define FRAME_MAX (SHIM_FW_REC_BATCH + 64 + SHIM_REC_FRAME_OVERHEAD)
+
+struct shim_fw_rec {
+	const struct shim_port *port;
+	char shim_id[SHIM_REC_ID_MAX + 1];
+	uint8_t recipient[SHIM_P256_PUB_LEN];
+	uint8_t identity[SHIM_P256_PUB_LEN];
+	int custody;
+
+	int open;
+	int fd;
+	struct shim_rec_header hdr;
+	struct shim_rec_writer w;
+	int64_t batch_since;      /* mono time of the oldest pending byte */
+	uint64_t dropped;
+	char part[PATH_MAX_FW];
+	char done[PATH_MAX_FW];
+};
+
+static struct shim_fw_rec rec;
+static uint8_t plain[SHIM_FW_REC_BATCH];
+static uint8_t frame[FRAME_MAX > SHIM_REC_HEADER_MAX ? FRAME_MAX
+						    : SHIM_REC_HEADER_MAX];
+
+static int put_all(int fd, const uint8_t *buf, size_t len)
+{
+	return sh_write(fd, buf, len) == (long)len ? 0 : SHIM_EIO;
+}
+
+/* "20261202T101500Z-" + 6 hex digits, as common/recorder.c names them. */
+static int make_id(struct shim_fw_rec *r, int64_t wall_ns,
+		   char id[SHIM_SESSION_ID_MAX])
+{
+	char t[32];
+	uint8_t rnd[3];
+	size_t n = 0;
+	int i, rc;
+
+	rc = shim_syslog_time(wall_ns, t, sizeof(t));
+	if (rc < 0) {
+		return SHIM_ECLOCK;
+	}
+	rc = r->port->rng.fill(r->port->rng.ctx, rnd, sizeof(rnd));
+	if (rc != 0) {
+		return rc;
+	}
+	/* YYYY-MM-DDTHH:MM:SS */
+	for (i = 0; i < 19; i++) {
+		if (t[i] != '-' && t[i] != ':') {
+			id[n++] = t[i];
+		}
+	}
+	id[n++] = 'Z';
+	id[n++] = '-';
+	shim_hex_encode(rnd, sizeof(rnd), id + n);
+	return 0;
+}
+
+static void path_of(char *out, const char *id, const char *ext)
+{
+	size_t a = strlen("sessions/"), b = strlen(id);
+
+	memcpy(out, "sessions/", a);
+	memcpy(out + a, id, b);
+	memcpy(out + a + b, ext, strlen(ext) + 1);
+}
+
+/* Seals the batch into one DATA frame and appends it. */
+static int flush(struct shim_fw_rec *r)
+{
+	size_t len = 0;
+	int rc;
+
+	if (shim_rec_writer_pending(&r->w) == 0) {
+		return 0;
+	}
+	rc = shim_rec_writer_seal(&r->w, frame, sizeof(frame), &len);
+	if (rc == 0 && len > 0) {
+		rc = put_all(r->fd, frame, len);
+	}
+	r->batch_since = 0;
+	return rc;
+}
+
+static int add(struct shim_fw_rec *r, enum shim_rec_kind kind,
+	       const uint8_t *data, size_t len, int64_t wall, int64_t mono)
+{
+	int rc;
+
+	do {
+		size_t room, n;
+
+		if (shim_rec_writer_pending(&r->w) + ITEM_RESERVE + 1 >
+		    sizeof(plain)) {
+			rc = flush(r);
+			if (rc != 0) {
+				return rc;
+			}
+		}
+		room = sizeof(plain) - shim_rec_writer_pending(&r->w) -
+		       ITEM_RESERVE;
+		n = len < room ? len : room;
+		if (kind == SHIM_REC_META && n < len) {
+			/* A meta item is never split: start a batch. */
+			rc = flush(r);
+			if (rc != 0) {
+				return rc;
+			}
+			if (len > sizeof(plain) - ITEM_RESERVE) {
+				return SHIM_EINVAL;
+			}
+			n = len;
+		}
+		rc = shim_rec_writer_add(&r->w, kind, data, n, wall, mono);
+		if (rc != 0) {
+			return rc;
+		}
+		if (r->batch_since == 0) {
+			r->batch_since = mono;
+		}
+		data += n;
+		len -= n;
+	} while (len > 0);
+	return 0;
+}
+
+static int op_can_start(void *ctx)
+{
+	struct shim_fw_rec *r = ctx;
+
+	return r->open ? SHIM_ESTATE : 0;
+}
+
+static int op_begin(void *ctx, const char *technician,
+		    char session_id[SHIM_SESSION_ID_MAX])
+{
+	struct shim_fw_rec *r = ctx;
+	struct shim_rec_header *h = &r->hdr;
+	const struct shim_crypto_ops *c = &r->port->crypto;
+	uint8_t key[SHIM_REC_KEY_LEN];
+	size_t hlen = 0;
+	int rc;
+
+	session_id[0] = '\0';
+	if (r->open) {
+		return SHIM_ESTATE;
+	}
+	if (strlen(technician) > SHIM_REC_TECH_MAX) {
+		return SHIM_EINVAL;
+	}
+	memset(h, 0, sizeof(*h));
+	h->version = SHIM_REC_VERSION;
+	h->start_wall_ns = r->port->clock.wall_ns(r->port->clock.ctx);
+	h->start_mono_ns = r->port->clock.mono_ns(r->port->clock.ctx);
+	rc = make_id(r, h->start_wall_ns, h->session_id);
+	if (rc != 0) {
+		return rc;
+	}
+	memcpy(h->shim_id, r->shim_id, sizeof(h->shim_id));
+	memcpy(h->technician_id, technician, strlen(technician) + 1);
+	h->custody = (uint8_t)r->custody;
+	memcpy(h->identity_pub, r->identity, sizeof(r->identity));
+	rc = r->port->rng.fill(r->port->rng.ctx, key, sizeof(key));
+	if (rc == 0) {
+		rc = shim_rec_seal_key(c, r->recipient, key, h);
+	}
+	if (rc == 0) {
+		rc = shim_rec_header_encode(h, frame, sizeof(frame), &hlen);
+	}
+	if (rc != 0) {
+		goto out;
+	}
+	path_of(r->part, h->session_id, ".part");
+	path_of(r->done, h->session_id, ".rec");
+	r->fd = sh_open(r->part, SH_MODE_WB);
+	if (r->fd < 0) {
+		rc = SHIM_EIO;
+		goto out;
+	}
+	rc = put_all(r->fd, frame, hlen);
+	if (rc == 0) {
+		rc = shim_rec_writer_init(&r->w, c, key, h, frame, hlen, plain);
+	}
+	if (rc != 0) {
+		sh_close(r->fd);
+		sh_remove(r->part);
+		goto out;
+	}
+	r->open = 1;
+	r->dropped = 0;
+	r->batch_since = 0;
+	memcpy(session_id, h->session_id, strlen(h->session_id) + 1);
+out:
+	shim_memzero(key, sizeof(key));
+	return rc;
+}
+
+static int op_traffic(void *ctx, enum shim_rec_dir dir, const uint8_t *buf,
+		      size_t len, int64_t wall_ns, int64_t mono_ns)
+{
+	struct shim_fw_rec *r = ctx;
+
+	if (!r->open) {
+		return SHIM_ESTATE;
+	}
+	return add(r, dir == SHIM_DIR_IN ? SHIM_REC_IN : SHIM_REC_OUT, buf,
+		   len, wall_ns, mono_ns);
+}
+
+static int op_meta(void *ctx, const char *name, const char *detail,
+		   int64_t wall_ns, int64_t mono_ns)
+{
+	struct shim_fw_rec *r = ctx;
+	uint8_t item[160];
+	size_t a, b;
+
+	if (!r->open) {
+		return SHIM_ESTATE;
+	}
+	detail = detail ? detail : "";
+	a = strlen(name);
+	b = strlen(detail);
+	if (a + 1 + b > sizeof(item)) {
+		b = sizeof(item) - 1 - a;
+	}
+	if (a + 1 > sizeof(item)) {
+		return SHIM_EINVAL;
+	}
+	memcpy(item, name, a);
+	item[a] = 0;
+	memcpy(item + a + 1, detail, b);
+	return add(r, SHIM_REC_META, item, a + 1 + b, wall_ns, mono_ns);
+}
+
+/* The writer wipes SHIM_REC_MAX_PLAIN bytes of its batch buffer; ours is
+ * smaller, so it is wiped here and detached first. */
+static void writer_wipe(struct shim_fw_rec *r)
+{
+	shim_memzero(plain, sizeof(plain));
+	r->w.plain = NULL;
+	shim_rec_writer_wipe(&r->w);
+}
+
+static int op_end(void *ctx, const char *reason, int64_t wall_ns,
+		  int64_t mono_ns)
+{
+	struct shim_fw_rec *r = ctx;
+	struct shim_rec_footer f;
+	size_t len = 0, n;
+	int rc;
+
+	if (!r->open) {
+		return SHIM_ESTATE;
+	}
+	rc = flush(r);
+	memset(&f, 0, sizeof(f));
+	shim_rec_writer_summary(&r->w, &f);
+	f.end_wall_ns = wall_ns;
+	f.end_mono_ns = mono_ns;
+	f.dropped = r->dropped;
+	if (rc != 0 || r->dropped) {
+		f.flags |= SHIM_REC_F_DEGRADED;
+	}
+	n = strlen(reason);
+	n = n < SHIM_REC_REASON_MAX ? n : SHIM_REC_REASON_MAX;
+	memcpy(f.reason, reason, n);
+	f.reason[n] = '\0';
+	if (rc == 0) {
+		rc = shim_rec_footer_encode(&r->port->crypto, &f, frame,
+					    sizeof(frame), &len);
+	}
+	if (rc == 0) {
+		rc = put_all(r->fd, frame, len);
+	}
+	if (sh_close(r->fd) != 0 && rc == 0) {
+		rc = SHIM_EIO;
+	}
+	if (rc == 0 && sh_rename(r->part, r->done) != 0) {
+		rc = SHIM_EIO;
+	}
+	writer_wipe(r);
+	r->open = 0;
+	return rc;
+}
+
+int shim_fw_rec_poll(int64_t mono_ns)
+{
+	struct shim_fw_rec *r = &rec;
+
+	if (!r->open || r->batch_since == 0 ||
+	    mono_ns - r->batch_since < SHIM_FW_REC_FLUSH_NS) {
+		return 0;
+	}
+	return flush(r);
+}
+
+int64_t shim_fw_rec_next_due(void)
+{
+	if (!rec.open || rec.batch_since == 0) {
+		return INT64_MAX;
+	}
+	return rec.batch_since + SHIM_FW_REC_FLUSH_NS;
+}
+
+int shim_fw_rec_init(const struct shim_port *port, const char *shim_id,
+		     const uint8_t recipient_pub[SHIM_P256_PUB_LEN],
+		     int custody, struct shim_ctl_rec_ops *ops)
+{
+	struct shim_fw_rec *r = &rec;
+	size_t n = strlen(shim_id);
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (n == 0 || n > SHIM_REC_ID_MAX) {
+		return SHIM_EINVAL;
+	}
+	r->port = port;
+	memcpy(r->shim_id, shim_id, n + 1);
+	memcpy(r->recipient, recipient_pub, SHIM_P256_PUB_LEN);
+	r->custody = custody;
+	rc = port->crypto.identity_pub(port->crypto.ctx, r->identity);
+	if (rc != 0) {
+		return rc;
+	}
+	memset(ops, 0, sizeof(*ops));
+	ops->can_start = op_can_start;
+	ops->begin = op_begin;
+	ops->traffic = op_traffic;
+	ops->meta = op_meta;
+	ops->end = op_end;
+	ops->ctx = r;
+	return 0;
+}
