@@ -132,8 +132,10 @@ dpkg-source --no-check -q -x "$DSC" "$SRC" >/dev/null
 # The crypto objects only, as the library's own Makefile lists them
 # (without the 3rdparty Everest X25519, which our configuration leaves out).
 OBJS=$(printf 'print-crypto:\n\t@echo $(OBJS_CRYPTO)\n' |
-	make -s -C "$SRC/library" -f Makefile -f - print-crypto |
-	tr ' ' '\n' | grep -v / | tr '\n' ' ')
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -s --no-print-directory -C "$SRC/library" -f Makefile -f - \
+		print-crypto |
+	tr ' ' '\n' | grep '^[a-z0-9_]*\.o$' | tr '\n' ' ')
 mkdir -p "$OUT/obj" "$OUT/lib"
 echo "build-mbedtls-mcu: mbedtls $VER for Cortex-M4 ($(echo $OBJS | wc -w) objects)"
 for o in $OBJS; do

@@ -68,7 +68,7 @@ static struct shim_technician techs[SHIM_PROVISION_MAX_TECHS];
 static uint8_t blob[SHIM_PROV_BLOB_MAX(SHIM_PROVISION_MAX_TECHS)];
 static struct shim_clock clk;
 static struct shim_gate gate;
-static uint8_t gate_scratch[SHIM_FW_GATE_SCRATCH];
+static uint8_t gate_scratch[SHIM_FW_GATE_SCRATCH] __attribute__((section(".ccm")));
 static struct shim_ctl_rec_ops rec_ops;
 static struct shim_ctl ctl;
 static struct fw_sink sink;
@@ -204,11 +204,13 @@ static void io_flush_output(void *ctx, enum shim_side side)
 	shim_uart_flush_tx(side_uart(side));
 }
 
-/* QEMU's USART has no hang-up to release or renew. */
-static void io_lost(void *ctx, enum shim_side side)
+/* A UART has no hang-up to release or renew: the line is ready again at
+ * once (with connect_on_input the technician is back at the next byte). */
+static int io_lost(void *ctx, enum shim_side side)
 {
 	(void)ctx;
 	(void)side;
+	return 1;
 }
 
 /* ---- tamper latch ------------------------------------------------------ */
