@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough clean
+.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough firmware clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -19,9 +19,10 @@ deps:
 # again with the binaries built under ASan+UBSan, and a short run of each
 # fuzz target.
 check: deps
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-fw
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
+	$(MAKE) firmware
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) check-asan check-fuzz
 
@@ -36,6 +37,12 @@ check-fuzz:
 	cmake --build build-fuzz -j $(JOBS)
 	sh tests/fuzz/run.sh build-fuzz $${FUZZ_SECONDS:-10}
 
+# The STM32F405 firmware for QEMU's netduinoplus2 (build-fw/firmware.elf),
+# with mbedTLS built from Debian's source package; prints its sizes.
+# scripts/run-firmware.sh runs it.
+firmware: deps
+	$(MAKE) -C firmware/stm32f4 B=$(CURDIR)/build-fw
+
 bench: deps all
 	sh bench/run.sh $(BUILD)
 
@@ -47,4 +54,4 @@ demo-walkthrough: deps all
 	sh scripts/demo.sh $(BUILD) --walkthrough
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-fw

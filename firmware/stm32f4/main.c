@@ -28,6 +28,7 @@
 #include <mbedtls/base64.h>
 
 #include "controller.h"
+#include "fmt.h"
 #include "heartbeat.h"
 #include "port_stm32.h"
 #include "provision.h"
@@ -73,6 +74,7 @@ static struct shim_ctl_rec_ops rec_ops;
 static struct shim_ctl ctl;
 static struct fw_sink sink;
 static struct shim_hb_timer hb;
+static struct shim_event loop_ev; /* boot and heartbeat events */
 static char cmdline[FW_CMDLINE];
 static int ready;
 static int64_t boot_mono;
@@ -228,6 +230,57 @@ static void hook_latch(void *ctx, const char *event, const char *detail)
 }
 
 /* ---- boot steps ------------------------------------------------------ */
+
+/* Known answers of the crypto the gate stands on (RFC 2202 and RFC 4231
+ * test case 2: key "Jefe"): a library miscompiled for the target stops
+ * the firmware before any code is checked. */
+static int crypto_selftest(void)
+{
+	static const uint8_t want1[20] = {
+		0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74,
+		0x16, 0xd5, 0xf1, 0x84, 0xdf, 0x9c, 0x25, 0x9a, 0x7c, 0x79,
+	};
+	static const uint8_t want256[32] = {
+		0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24,
+		0x26, 0x08, 0x95, 0x75, 0xc7, 0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27,
+		0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43,
+	};
+	static const char msg[] = "what do ya want for nothing?";
+	const struct shim_crypto_ops *c = &sp.port.crypto;
+	uint8_t out[SHIM_MD_MAX_LEN];
+
+	if (c->hmac(c->ctx, SHIM_MD_SHA1, (const uint8_t *)"Jefe", 4,
+		    (const uint8_t *)msg, sizeof(msg) - 1, out) != 0 ||
+	    memcmp(out, want1, sizeof(want1)) != 0) {
+		return SHIM_ECRYPTO;
+	}
+	if (c->hmac(c->ctx, SHIM_MD_SHA256, (const uint8_t *)"Jefe", 4,
+		    (const uint8_t *)msg, sizeof(msg) - 1, out) != 0 ||
+	    memcmp(out, want256, sizeof(want256)) != 0) {
+		return SHIM_ECRYPTO;
+	}
+	return 0;
+}
+
+/* High-water marks of the mbedTLS heap and the stack, to the console
+ * when they grow. */
+static void report_memory(void)
+{
+	static size_t last_heap, last_stack;
+	size_t heap = shim_stm32_heap_peak();
+	size_t stack = shim_stm32_stack_peak();
+	char line[96];
+
+	if (heap <= last_heap && stack <= last_stack) {
+		return;
+	}
+	last_heap = heap;
+	last_stack = stack;
+	shim_fmt(line, sizeof(line), "memory: mbedTLS heap peak %zu of %zu B, "
+		 "stack peak %zu of %zu B", heap, shim_stm32_heap_size(),
+		 stack, shim_stm32_stack_size());
+	console(line, NULL);
+}
 
 static uint64_t boot_count_next(int *started_before)
 {
@@ -436,15 +489,15 @@ static void start_controller(void)
 
 static void emit_boot(void)
 {
-	struct shim_event ev;
+	struct shim_event *ev = &loop_ev;
 
-	if (shim_event_init(&ev, "boot", SHIM_SEV_NOTICE,
+	if (shim_event_init(ev, "boot", SHIM_SEV_NOTICE,
 			    sp.port.clock.wall_ns(NULL)) == 0) {
-		shim_event_add(&ev, "version", SHIM_VERSION);
-		shim_event_add(&ev, "platform", "stm32f405");
-		shim_event_add(&ev, "state", shim_state_name(ctl.state));
-		shim_event_add_u64(&ev, "boot_count", sink.boot_count);
-		emit(&ev);
+		shim_event_add(ev, "version", SHIM_VERSION);
+		shim_event_add(ev, "platform", "stm32f405");
+		shim_event_add(ev, "state", shim_state_name(ctl.state));
+		shim_event_add_u64(ev, "boot_count", sink.boot_count);
+		emit(ev);
 	}
 }
 
@@ -452,7 +505,7 @@ static void heartbeat(int64_t now_mono)
 {
 	struct shim_heartbeat_info hi;
 	struct shim_clock_report rep;
-	struct shim_event ev;
+	struct shim_event *ev = &loop_ev;
 
 	memset(&rep, 0, sizeof(rep));
 	(void)shim_clock_check(&clk, &rep);
@@ -466,8 +519,8 @@ static void heartbeat(int64_t now_mono)
 	hi.session_active = ctl.state == SHIM_ST_OPEN;
 	hi.version = SHIM_VERSION;
 	hi.period_s = prov.heartbeat_period_ms / 1000u;
-	if (shim_heartbeat_build(&ev, &hi, sp.port.clock.wall_ns(NULL)) == 0) {
-		emit(&ev);
+	if (shim_heartbeat_build(ev, &hi, sp.port.clock.wall_ns(NULL)) == 0) {
+		emit(ev);
 	}
 }
 
@@ -489,8 +542,8 @@ static void relatch(void)
 
 static int pump_in(enum shim_side side)
 {
+	static uint8_t buf[SHIM_CTL_DIALOGUE_CHUNK];
 	struct shim_uart *u = side_uart(side);
-	uint8_t buf[SHIM_CTL_DIALOGUE_CHUNK];
 	size_t room, n;
 
 	if (shim_uart_rx_avail(u) == 0) {
@@ -543,6 +596,7 @@ static void loop(void)
 		}
 		if (shim_hb_timer_fire(&hb, now)) {
 			heartbeat(now);
+			report_memory();
 		}
 		if (busy) {
 			continue;
@@ -573,6 +627,10 @@ int main(void)
 		die("port: ", rc);
 	}
 	boot_mono = sp.port.clock.mono_ns(NULL);
+	rc = crypto_selftest();
+	if (rc != 0) {
+		die("crypto self-test failed: ", rc);
+	}
 	sink.boot_count = boot_count_next(&started_before);
 	load_provision();
 	memcpy(sink.shim_id, prov.shim_id, sizeof(prov.shim_id));
@@ -596,6 +654,7 @@ int main(void)
 	shim_hb_timer_init(&hb, prov.heartbeat_period_ms / 1000.0,
 			   sp.port.clock.mono_ns(NULL));
 	console("ready", NULL);
+	report_memory();
 	loop();
 	return 0;
 }

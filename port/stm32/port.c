@@ -18,6 +18,8 @@
 #define SHIM_STM32_HEAP 8192
 #endif
 #define HEAP_FILL 0xA5u
+/* The allocator's first block header lies below this offset. */
+#define HEAP_FILL_FROM 64
 #define STORE_NAME_MAX 64
 
 void SysTick_Handler(void);
@@ -260,6 +262,27 @@ size_t shim_stm32_heap_peak(void)
 	return i;
 }
 
+/* The stack (sections.ld) was filled with SHIM_STACK_FILL at reset
+ * (startup.c); it grows down from _estack. */
+extern uint32_t _sstack, _estack;
+#define SHIM_STACK_FILL 0xDEADBEEFu
+
+size_t shim_stm32_stack_size(void)
+{
+	return (size_t)((uintptr_t)&_estack - (uintptr_t)&_sstack);
+}
+
+size_t shim_stm32_stack_peak(void)
+{
+	const volatile uint32_t *p = (const volatile uint32_t *)&_sstack;
+	const volatile uint32_t *end = (const volatile uint32_t *)&_estack;
+
+	while (p < end && *p == SHIM_STACK_FILL) {
+		p++;
+	}
+	return (size_t)((uintptr_t)end - (uintptr_t)p);
+}
+
 /* ---- key pairs in the store ------------------------------------------ */
 
 /* Loads the P-256 key pair whose private scalar is the blob name, or makes
@@ -338,8 +361,10 @@ int shim_stm32_local_keypair(struct shim_stm32_port *sp, const char *name,
 int shim_stm32_port_init(struct shim_stm32_port *sp, const char *pers)
 {
 	memset(sp, 0, sizeof(*sp));
-	memset(heap, HEAP_FILL, sizeof(heap));
+	/* The allocator clears its buffer; the fill for the high-water mark
+	 * goes in afterwards, above its first block header. */
 	mbedtls_memory_buffer_alloc_init(heap, sizeof(heap));
+	memset(heap + HEAP_FILL_FROM, HEAP_FILL, sizeof(heap) - HEAP_FILL_FROM);
 	mbedtls_ecp_keypair_init(&identity);
 
 	mbedtls_ctr_drbg_init(&drbg);

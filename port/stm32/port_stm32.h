@@ -51,4 +51,8 @@ int shim_stm32_local_keypair(struct shim_stm32_port *sp, const char *name,
 size_t shim_stm32_heap_peak(void);
 size_t shim_stm32_heap_size(void);
 
+/* Bytes of the stack that were ever used (high-water mark), and its size. */
+size_t shim_stm32_stack_peak(void);
+size_t shim_stm32_stack_size(void);
+
 #endif
