@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough firmware clean
+.PHONY: all deps configure check check-unit check-asan check-fuzz bench demo demo-walkthrough firmware firmware-test clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -24,6 +24,7 @@ check: deps
 	cmake --build $(BUILD) -j $(JOBS)
 	$(MAKE) firmware
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	python3 firmware/stm32f4/tests/test_recording.py $(CURDIR) $(CURDIR)/$(BUILD)
 	$(MAKE) check-asan check-fuzz
 
 check-asan:
@@ -42,6 +43,10 @@ check-fuzz:
 # scripts/run-firmware.sh runs it.
 firmware: deps
 	$(MAKE) -C firmware/stm32f4 B=$(CURDIR)/build-fw
+
+# Recordings made by the firmware, verified and decrypted by shimctl.
+firmware-test: firmware all
+	python3 firmware/stm32f4/tests/test_recording.py $(CURDIR) $(CURDIR)/$(BUILD)
 
 bench: deps all
 	sh bench/run.sh $(BUILD)

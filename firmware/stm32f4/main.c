@@ -453,6 +453,31 @@ static void start_recorder(void)
 	}
 }
 
+/* A session that a power cut left open is sealed before any new one. */
+static void recover_recording(void)
+{
+	char id[SHIM_SESSION_ID_MAX];
+	uint64_t records = 0;
+	int rc;
+
+	rc = shim_fw_rec_recover(&sp.port, id, &records);
+	if (rc != 0) {
+		console("recording recovery failed: ", shim_strerror(rc));
+		return;
+	}
+	if (id[0] == '\0') {
+		return;
+	}
+	console("session had no footer, sealed as power_loss_recovered: ", id);
+	if (shim_event_init(&loop_ev, "session_end", SHIM_SEV_WARNING,
+			    sp.port.clock.wall_ns(NULL)) == 0) {
+		shim_event_add(&loop_ev, "session", id);
+		shim_event_add(&loop_ev, "reason", "power_loss_recovered");
+		shim_event_add_u64(&loop_ev, "records", records);
+		emit(&loop_ev);
+	}
+}
+
 static void start_controller(void)
 {
 	static const struct shim_ctl_io io = {
@@ -650,6 +675,7 @@ int main(void)
 	start_recorder();
 	start_controller();
 	emit_boot();
+	recover_recording();
 	relatch();
 	shim_hb_timer_init(&hb, prov.heartbeat_period_ms / 1000.0,
 			   sp.port.clock.mono_ns(NULL));

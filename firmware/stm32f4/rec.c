@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "ckpt.h"
 #include "record.h"
 #include "semihost.h"
 #include "syslog.h"
@@ -14,6 +15,8 @@
  * many bytes (core/record.c ITEM_RESERVE), so pending + RESERVE + len
  * bounds what one add may use of the batch buffer. */
 #define ITEM_RESERVE 24
+/* The open session's checkpoint in the store (ckpt.h). */
+#define CKPT_NAME "rec-open"
 #define PATH_MAX_FW 96
 #define FRAME_MAX (SHIM_FW_REC_BATCH + 64 + SHIM_REC_FRAME_OVERHEAD)
 
@@ -29,6 +32,8 @@ struct shim_fw_rec {
 	struct shim_rec_header hdr;
 	struct shim_rec_writer w;
 	int64_t batch_since;      /* mono time of the oldest pending byte */
+	int64_t last_mono;        /* time of the latest item */
+	uint64_t written;         /* bytes in the file: whole frames */
 	uint64_t dropped;
 	char part[PATH_MAX_FW];
 	char done[PATH_MAX_FW];
@@ -82,7 +87,47 @@ static void path_of(char *out, const char *id, const char *ext)
 	memcpy(out + a + b, ext, strlen(ext) + 1);
 }
 
-/* Seals the batch into one DATA frame and appends it. */
+/*
+ * Power-loss recovery without reading the file back (the core's reader
+ * needs 128 KB): after every whole frame the recorder saves a checkpoint
+ * (ckpt.h) through the store. At the next boot a checkpoint of a session
+ * that never ended seals the file as Linux does after a power cut: the
+ * bytes past the last checkpoint are cut, and a footer with reason
+ * power_loss_recovered and SHIM_REC_F_RECOVERED is signed.
+ */
+static int checkpoint(struct shim_fw_rec *r)
+{
+	const struct shim_store_ops *st = &r->port->store;
+	struct shim_rec_footer f;
+	struct shim_fw_ckpt c;
+	uint8_t b[SHIM_FW_CKPT_LEN];
+	size_t n;
+
+	memset(&c, 0, sizeof(c));
+	memset(&f, 0, sizeof(f));
+	shim_rec_writer_summary(&r->w, &f);
+	memcpy(c.id, r->hdr.session_id, sizeof(c.id));
+	c.written = r->written;
+	c.records = f.records;
+	c.bytes_in = f.bytes_in;
+	c.bytes_out = f.bytes_out;
+	memcpy(c.chain, f.chain_head, sizeof(c.chain));
+	c.start_wall_ns = r->hdr.start_wall_ns;
+	c.start_mono_ns = r->hdr.start_mono_ns;
+	c.last_mono_ns = r->last_mono;
+	n = shim_fw_ckpt_encode(&c, b);
+	return st->save(st->ctx, CKPT_NAME, b, n);
+}
+
+static int checkpoint_clear(const struct shim_port *port)
+{
+	uint8_t b[SHIM_FW_CKPT_LEN];
+	size_t n = shim_fw_ckpt_encode(NULL, b);
+
+	return port->store.save(port->store.ctx, CKPT_NAME, b, n);
+}
+
+/* Seals the batch into one DATA frame, appends it and checkpoints. */
 static int flush(struct shim_fw_rec *r)
 {
 	size_t len = 0;
@@ -94,6 +139,10 @@ static int flush(struct shim_fw_rec *r)
 	rc = shim_rec_writer_seal(&r->w, frame, sizeof(frame), &len);
 	if (rc == 0 && len > 0) {
 		rc = put_all(r->fd, frame, len);
+		if (rc == 0) {
+			r->written += len;
+			rc = checkpoint(r);
+		}
 	}
 	r->batch_since = 0;
 	return rc;
@@ -135,6 +184,7 @@ static int add(struct shim_fw_rec *r, enum shim_rec_kind kind,
 		if (r->batch_since == 0) {
 			r->batch_since = mono;
 		}
+		r->last_mono = mono;
 		data += n;
 		len -= n;
 	} while (len > 0);
@@ -197,6 +247,11 @@ static int op_begin(void *ctx, const char *technician,
 	rc = put_all(r->fd, frame, hlen);
 	if (rc == 0) {
 		rc = shim_rec_writer_init(&r->w, c, key, h, frame, hlen, plain);
+	}
+	if (rc == 0) {
+		r->written = hlen;
+		r->last_mono = h->start_mono_ns;
+		rc = checkpoint(r);
 	}
 	if (rc != 0) {
 		sh_close(r->fd);
@@ -295,9 +350,115 @@ static int op_end(void *ctx, const char *reason, int64_t wall_ns,
 	if (rc == 0 && sh_rename(r->part, r->done) != 0) {
 		rc = SHIM_EIO;
 	}
+	if (rc == 0) {
+		rc = checkpoint_clear(r->port);
+	}
 	writer_wipe(r);
 	r->open = 0;
 	return rc;
+}
+
+/* Copies the first len bytes of from into to. */
+static int copy_prefix(int from, int to, uint64_t len)
+{
+	while (len > 0) {
+		size_t n = len < sizeof(frame) ? (size_t)len : sizeof(frame);
+
+		if (sh_read(from, frame, n) != (long)n) {
+			return SHIM_ETRUNC;
+		}
+		if (put_all(to, frame, n) != 0) {
+			return SHIM_EIO;
+		}
+		len -= n;
+	}
+	return 0;
+}
+
+int shim_fw_rec_recover(const struct shim_port *port,
+			char session_id[SHIM_SESSION_ID_MAX],
+			uint64_t *records)
+{
+	const struct shim_store_ops *st = &port->store;
+	struct shim_rec_footer f;
+	struct shim_fw_ckpt c;
+	uint8_t b[SHIM_FW_CKPT_LEN];
+	char part[PATH_MAX_FW], done[PATH_MAX_FW], tmp[PATH_MAX_FW];
+	size_t len = 0, flen = 0;
+	long total;
+	int in, out, rc;
+
+	session_id[0] = '\0';
+	*records = 0;
+	rc = st->load(st->ctx, CKPT_NAME, b, sizeof(b), &len);
+	if (rc == SHIM_ENOENT) {
+		return 0;
+	}
+	if (rc == 0) {
+		rc = shim_fw_ckpt_decode(b, len, &c);
+	}
+	if (rc == SHIM_ENOENT) {
+		return 0;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	path_of(part, c.id, ".part");
+	path_of(done, c.id, ".rec");
+	path_of(tmp, c.id, ".rec.new");
+	in = sh_open(part, SH_MODE_RB);
+	if (in < 0) {
+		/* Sealed, renamed, and the power went before the
+		 * checkpoint was cleared. */
+		return checkpoint_clear(port);
+	}
+	total = sh_flen(in);
+	if (total < 0 || (uint64_t)total < c.written) {
+		sh_close(in);
+		return SHIM_ETRUNC;
+	}
+	out = sh_open(tmp, SH_MODE_WB);
+	if (out < 0) {
+		sh_close(in);
+		return SHIM_EIO;
+	}
+	rc = copy_prefix(in, out, c.written);
+	sh_close(in);
+	if (rc == 0) {
+		memset(&f, 0, sizeof(f));
+		f.records = c.records;
+		f.bytes_in = c.bytes_in;
+		f.bytes_out = c.bytes_out;
+		memcpy(f.chain_head, c.chain, sizeof(f.chain_head));
+		/* unsigned arithmetic: the checkpoint is not trusted */
+		f.end_mono_ns = c.last_mono_ns;
+		f.end_wall_ns = (int64_t)((uint64_t)c.start_wall_ns +
+					  ((uint64_t)c.last_mono_ns -
+					   (uint64_t)c.start_mono_ns));
+		f.cut = (uint64_t)total - c.written;
+		f.flags = SHIM_REC_F_RECOVERED;
+		memcpy(f.reason, "power_loss_recovered",
+		       sizeof("power_loss_recovered"));
+		rc = shim_rec_footer_encode(&port->crypto, &f, frame,
+					    sizeof(frame), &flen);
+	}
+	if (rc == 0) {
+		rc = put_all(out, frame, flen);
+	}
+	if (sh_close(out) != 0 && rc == 0) {
+		rc = SHIM_EIO;
+	}
+	if (rc == 0 && sh_rename(tmp, done) != 0) {
+		rc = SHIM_EIO;
+	}
+	if (rc != 0) {
+		sh_remove(tmp);
+		return rc;
+	}
+	sh_remove(part);
+	memcpy(session_id, c.id, strlen(c.id) + 1);
+	*records = c.records;
+	return checkpoint_clear(port);
 }
 
 int shim_fw_rec_poll(int64_t mono_ns)

@@ -30,6 +30,14 @@ int shim_fw_rec_init(const struct shim_port *port, const char *shim_id,
 		     const uint8_t recipient_pub[SHIM_P256_PUB_LEN],
 		     int custody, struct shim_ctl_rec_ops *ops);
 
+/* Seals the recording of a session that a power cut left open (see
+ * rec.c): at the last checkpoint, with a signed footer, reason
+ * power_loss_recovered. Call at boot, before the controller starts.
+ * Returns 0 (session_id set, or "" when there was none) or an error. */
+int shim_fw_rec_recover(const struct shim_port *port,
+			char session_id[SHIM_SESSION_ID_MAX],
+			uint64_t *records);
+
 /* Seals and writes the pending batch when it is older than
  * SHIM_FW_REC_FLUSH_NS (call from the main loop). Returns 0 or the write
  * error (then report it with shim_ctl_rec_failed()). */
