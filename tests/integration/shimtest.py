@@ -559,3 +559,16 @@ def need_binaries(*paths):
         print("oathtool is not installed (scripts/install-deps.sh)")
         print("0 passed, 1 failed")
         sys.exit(1)
+
+
+# ---- the firmware target ---------------------------------------------------------
+
+# The STM32 firmware under QEMU with Shim's interface (start, stop, restart
+# on the same state, tech/dev links, events from USART3): st.Firmware and
+# st.need_firmware come from fwtarget.py, loaded at first use (it builds on
+# the helpers above).
+def __getattr__(name):
+    if name in ("Firmware", "need_firmware"):
+        import fwtarget
+        return getattr(fwtarget, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
