@@ -145,7 +145,9 @@ static int sink_emit(void *ctx, const struct shim_event *ev)
 	memcpy(s->ev.shim_id, s->shim_id, sizeof(s->ev.shim_id));
 	s->ev.seq = s->boot_count << 32 | s->next++;
 	if (s->ev.sign) {
-		rc = shim_event_sign(&s->ev, &sp.port.crypto);
+		/* the line is formatted only after: it holds the canonical text */
+		rc = shim_event_sign(&s->ev, &sp.port.crypto, s->line,
+				     sizeof(s->line));
 		if (rc != 0) {
 			return rc;
 		}
