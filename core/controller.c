@@ -17,6 +17,13 @@ static void device_lost(struct shim_ctl *c);
 static void tech_gone(struct shim_ctl *c);
 static void pump_out(struct shim_ctl *c);
 
+/* shim_ctl_init() refused its arguments, or never ran (the zero value):
+ * the ops are not there, so every call is refused without using them. */
+static int unready(const struct shim_ctl *c)
+{
+	return c->port == NULL;
+}
+
 /* ---- time, log, events --------------------------------------------------- */
 
 static int64_t wall_ns(const struct shim_ctl *c)
@@ -560,11 +567,10 @@ static void claimed_id(const uint8_t *line, size_t len, char *out, size_t cap)
 	while (j < len && !is_blank(line[j])) {
 		j++;
 	}
-	if (j - i > SHIM_TECH_ID_MAX) {
-		j = i + SHIM_TECH_ID_MAX;
-	}
 	/* A line of one word, or one that starts with a string of digits,
-	 * may be a code typed alone or first: never log it. */
+	 * may be a code typed alone or first: never log it. Nor a first word
+	 * longer than any ID: cut for the log, it would still show most of
+	 * a code typed onto its end. */
 	k = j;
 	digits = j > i;
 	while (k < len && is_blank(line[k])) {
@@ -575,7 +581,7 @@ static void claimed_id(const uint8_t *line, size_t len, char *out, size_t cap)
 			digits = 0;
 		}
 	}
-	if (k >= len || digits) {
+	if (k >= len || digits || j - i > SHIM_TECH_ID_MAX) {
 		shim_fmt(out, cap, "%s", "(malformed)");
 		return;
 	}
@@ -718,6 +724,10 @@ static void dialogue_input(struct shim_ctl *c, const uint8_t *buf, size_t n)
 	uint8_t echo[SHIM_LE_ECHO_MAX];
 	size_t elen, i;
 
+	if (c->stopping) {
+		/* shutting down: no prompt, and no session either */
+		return;
+	}
 	if (!c->tech_present) {
 		if (c->cfg.connect_on_input) {
 			/* a tty technician without presence lines: the first
@@ -911,6 +921,9 @@ size_t shim_ctl_input_room(const struct shim_ctl *c, enum shim_side side)
 void shim_ctl_input(struct shim_ctl *c, enum shim_side side,
 		    const uint8_t *buf, size_t len, int brk)
 {
+	if (unready(c)) {
+		return;
+	}
 	if (side == SHIM_SIDE_TECH) {
 		if (c->state == SHIM_ST_OPEN && !c->grace) {
 			relay_input(c, side, buf, len, brk);
@@ -981,6 +994,11 @@ void shim_ctl_rec_failed(struct shim_ctl *c, const char *reason)
 		shim_event_add(ev, "on_failure", mode);
 		shim_ctl_emit(c, ev);
 	}
+	if (!c->cfg.on_failure_continue) {
+		/* the session ends at once: nothing passes unrecorded, and no
+		 * session stays open on a recording that is gone */
+		shim_ctl_end_session(c, "recording_failed");
+	}
 }
 
 static void device_lost(struct shim_ctl *c)
@@ -996,6 +1014,9 @@ static void device_lost(struct shim_ctl *c)
 
 void shim_ctl_device_up(struct shim_ctl *c, int up)
 {
+	if (unready(c)) {
+		return;
+	}
 	if (up) {
 		c->dev_up = 1;
 		return;
@@ -1040,12 +1061,18 @@ out:
 
 void shim_ctl_hangup(struct shim_ctl *c)
 {
+	if (unready(c)) {
+		return;
+	}
 	LOG_INFO(c, "technician hung up");
 	tech_gone(c);
 }
 
 void shim_ctl_connect(struct shim_ctl *c, const char *cause)
 {
+	if (unready(c)) {
+		return;
+	}
 	c->tech_present = 1;
 	if (c->state == SHIM_ST_OPEN) {
 		if (c->grace) {
@@ -1132,9 +1159,13 @@ static void on_deadline(struct shim_ctl *c, enum shim_ctl_deadline d,
 
 void shim_ctl_tick(struct shim_ctl *c)
 {
-	int64_t now = mono_ns(c);
+	int64_t now;
 	int i;
 
+	if (unready(c)) {
+		return;
+	}
+	now = mono_ns(c);
 	for (i = 0; i < SHIM_DL__COUNT; i++) {
 		if (c->deadline[i] != 0 && c->deadline[i] <= now) {
 			c->deadline[i] = 0;
@@ -1150,6 +1181,10 @@ void shim_ctl_estop(struct shim_ctl *c, const char *event, const char *detail)
 	char reason[96];
 	int already = c->state == SHIM_ST_EMERGENCY_STOP;
 
+	if (unready(c)) {
+		/* stopped already, and nothing to latch it with */
+		return;
+	}
 	/* Close the gate before anything else: nothing held is forwarded,
 	 * and nothing is relayed outside OPEN. */
 	c->estop_ns = wall_ns(c);
@@ -1184,6 +1219,9 @@ void shim_ctl_estop(struct shim_ctl *c, const char *event, const char *detail)
 
 void shim_ctl_estop_cleared(struct shim_ctl *c)
 {
+	if (unready(c)) {
+		return;
+	}
 	set_state(c, SHIM_SM_ESTOP_RESET, "authorised reset");
 	c->estop_event[0] = '\0';
 	if (c->tech_present) {
@@ -1193,9 +1231,13 @@ void shim_ctl_estop_cleared(struct shim_ctl *c)
 
 int shim_ctl_reset_lockout(struct shim_ctl *c, const char *id, const char *who)
 {
-	int64_t now = wall_ns(c) / 1000000000LL;
+	int64_t now;
 	int rc;
 
+	if (unready(c)) {
+		return SHIM_EINVAL;
+	}
+	now = wall_ns(c) / 1000000000LL;
 	rc = shim_gate_reset_lockout(c->gate, id, now);
 	LOG_INFO(c, "admin %s: reset-lockout %s: %s", who, id,
 		 rc == 0 ? "cleared" : shim_strerror(rc));
@@ -1209,6 +1251,9 @@ int shim_ctl_reset_lockout(struct shim_ctl *c, const char *id, const char *who)
 
 void shim_ctl_shutdown(struct shim_ctl *c, const char *reason)
 {
+	if (unready(c)) {
+		return;
+	}
 	c->stopping = 1;
 	shim_ctl_end_session(c, reason);
 	if (c->tech_present) {
@@ -1223,6 +1268,9 @@ void shim_ctl_clock_report(struct shim_ctl *c,
 	struct shim_event *ev;
 	int64_t now = 0;
 
+	if (unready(c)) {
+		return;
+	}
 	if (rep != NULL && rep->jumped) {
 		LOG_ERR(c, "clock jump: wall clock %lld, trusted clock %lld "
 			"(%+lld s): codes, deletions and token expiry refused "
