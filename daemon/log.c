@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fmt.h"
 #include "log.h"
 
 enum shimd_log_level shimd_log_level = SHIMD_LOG_INFO;
@@ -58,29 +59,5 @@ void shimd_log(enum shimd_log_level lvl, const char *fmt, ...)
 
 void shimd_log_sanitize(char *out, size_t cap, const char *in, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	if (cap == 0) {
-		return;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			if (o + 1 >= cap) {
-				break;
-			}
-			out[o++] = (char)c;
-		} else {
-			if (o + 4 >= cap) {
-				break;
-			}
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
+	shim_sanitize(out, cap, in, len);
 }
