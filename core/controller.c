@@ -1242,6 +1242,13 @@ int shim_ctl_reset_lockout(struct shim_ctl *c, const char *id, const char *who)
 	LOG_INFO(c, "admin %s: reset-lockout %s: %s", who, id,
 		 rc == 0 ? "cleared" : shim_strerror(rc));
 	if (c->state == SHIM_ST_LOCKED) {
+		/* LOCKED is the shim-wide limit: its window goes too, or the
+		 * next line would lock the shim again */
+		rc = shim_gate_reset_rate(c->gate);
+		if (rc < 0) {
+			LOG_WARN(c, "admin %s: failure window not cleared: %s", who,
+				 shim_strerror(rc));
+		}
 		disarm(c, SHIM_DL_LOCK);
 		unlock(c, "admin reset");
 		return 0;

@@ -664,6 +664,16 @@ int shim_gate_reset_lockout(struct shim_gate *g, const char *id, int64_t now)
 	return state_save(g);
 }
 
+int shim_gate_reset_rate(struct shim_gate *g)
+{
+	if (!g->state_ok) {
+		return SHIM_ESTATE;
+	}
+	memset(g->rate, 0, sizeof(g->rate));
+	g->rate_head = 0;
+	return state_save(g);
+}
+
 /* Failures in the window that ends at passed. Failures stamped after
  * passed (a clock not yet confirmed, or corrected back a little) still
  * count: they cannot have expired. Failures more than a window ahead of

@@ -165,6 +165,10 @@ int shim_gate_verify_line(struct shim_gate *g, const char *line,
 /* Clears the lockout of one claimed ID. SHIM_ENOENT when none is held. */
 int shim_gate_reset_lockout(struct shim_gate *g, const char *id, int64_t now);
 
+/* Clears the shim-wide failure window (the admin's reset of a LOCKED
+ * shim): the failures it held no longer count. Saved durably. */
+int shim_gate_reset_rate(struct shim_gate *g);
+
 /* Seconds left on the lockout of id, or 0. */
 uint32_t shim_gate_lockout_left(const struct shim_gate *g, const char *id,
 				int64_t now);

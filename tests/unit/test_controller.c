@@ -1280,6 +1280,23 @@ static void test_reset_lockout_unlocks(void **state)
 	assert_int_equal(shim_ctl_next_deadline(&t->ctl), INT64_MAX);
 }
 
+/* The admin's reset clears the shim-wide window with the state: the next
+ * good code opens a session instead of locking the shim again. */
+static void test_reset_lockout_clears_the_window(void **state)
+{
+	struct t *t = *state;
+	char code[9];
+
+	lock_shim(t);
+	assert_int_equal(shim_ctl_reset_lockout(&t->ctl, "bob@example.org",
+						"admin"), 0);
+	assert_int_equal(t->ctl.state, SHIM_ST_CHALLENGE);
+	fresh_code(t, ALICE, code);
+	type_line(t, ALICE, code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+	assert_false(log_has(t, "failure window not cleared"));
+}
+
 /* ---- OPEN -> CHALLENGE / IDLE ------------------------------------------------- */
 
 static void test_session_end_owner_present(void **state)
@@ -2381,6 +2398,7 @@ int main(void)
 		T(test_rate_lock_then_expiry),
 		T(test_rate_lock_expiry_with_nobody_there),
 		T(test_reset_lockout_unlocks),
+		T(test_reset_lockout_clears_the_window),
 		T(test_session_end_owner_present),
 		T(test_hangup_without_grace_ends_to_idle),
 		T(test_tech_write_failure_is_a_hangup),
