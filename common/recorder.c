@@ -1251,30 +1251,6 @@ static int can_start(struct shim_recorder *r)
 	return 0;
 }
 
-static int make_id(struct shim_recorder *r, int64_t wall_ns,
-		   char id[SHIM_SESSION_ID_MAX])
-{
-	uint8_t rnd[3];
-	time_t t = (time_t)(wall_ns / 1000000000);
-	struct tm tm;
-	size_t n;
-	int rc;
-
-	rc = r->port->rng.fill(r->port->rng.ctx, rnd, sizeof(rnd));
-	if (rc != 0) {
-		return rc;
-	}
-	if (gmtime_r(&t, &tm) == NULL) {
-		return SHIM_ECLOCK;
-	}
-	n = strftime(id, SHIM_SESSION_ID_MAX, "%Y%m%dT%H%M%SZ-", &tm);
-	if (n == 0 || n + 7 > SHIM_SESSION_ID_MAX) {
-		return SHIM_EINTERNAL;
-	}
-	shim_hex_encode(rnd, sizeof(rnd), id + n);
-	return 0;
-}
-
 int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 			char session_id[SHIM_SESSION_ID_MAX])
 {
@@ -1310,20 +1286,13 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	if (rc != 0) {
 		goto out;
 	}
-	memset(h, 0, sizeof(*h));
-	h->version = SHIM_REC_VERSION;
-	h->start_wall_ns = r->port->clock.wall_ns(r->port->clock.ctx);
-	h->start_mono_ns = r->port->clock.mono_ns(r->port->clock.ctx);
-	rc = make_id(r, h->start_wall_ns, h->session_id);
+	rc = shim_rec_header_start(r->port, r->cfg->shim_id, technician_id,
+				   r->local_custody ? SHIM_REC_CUSTODY_LOCAL :
+						      SHIM_REC_CUSTODY_CENTRAL,
+				   r->identity, h);
 	if (rc != 0) {
 		goto out;
 	}
-	snprintf(h->shim_id, sizeof(h->shim_id), "%s", r->cfg->shim_id);
-	snprintf(h->technician_id, sizeof(h->technician_id), "%s",
-		 technician_id);
-	h->custody = r->local_custody ? SHIM_REC_CUSTODY_LOCAL
-				      : SHIM_REC_CUSTODY_CENTRAL;
-	memcpy(h->identity_pub, r->identity, sizeof(r->identity));
 	rc = r->port->rng.fill(r->port->rng.ctx, key, sizeof(key));
 	if (rc != 0) {
 		goto out;

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "syslog.h"
 #include "util.h"
 
 #define CHAIN_LABEL "SHIMREC chain v1"
@@ -1640,4 +1641,44 @@ void shim_rec_reader_wipe(struct shim_rec_reader *r)
 		shim_memzero(r->buf + FRAME_AREA, SHIM_REC_MAX_BODY);
 	}
 	r->have_key = 0;
+}
+
+int shim_rec_header_start(const struct shim_port *port, const char *shim_id,
+			  const char *technician, int custody,
+			  const uint8_t identity[SHIM_P256_PUB_LEN],
+			  struct shim_rec_header *h)
+{
+	char t[32];
+	uint8_t rnd[3];
+	size_t n = 0, sid = strlen(shim_id), tid = strlen(technician);
+	int i, rc;
+
+	memset(h, 0, sizeof(*h));
+	if (sid > SHIM_REC_ID_MAX || tid > SHIM_REC_TECH_MAX) {
+		return SHIM_EINVAL;
+	}
+	h->version = SHIM_REC_VERSION;
+	h->start_wall_ns = port->clock.wall_ns(port->clock.ctx);
+	h->start_mono_ns = port->clock.mono_ns(port->clock.ctx);
+	/* "YYYY-MM-DDTHH:MM:SS..." without its separators */
+	if (shim_syslog_time(h->start_wall_ns, t, sizeof(t)) < 0) {
+		return SHIM_ECLOCK;
+	}
+	rc = port->rng.fill(port->rng.ctx, rnd, sizeof(rnd));
+	if (rc != 0) {
+		return rc;
+	}
+	for (i = 0; i < 19; i++) {
+		if (t[i] != '-' && t[i] != ':') {
+			h->session_id[n++] = t[i];
+		}
+	}
+	h->session_id[n++] = 'Z';
+	h->session_id[n++] = '-';
+	shim_hex_encode(rnd, sizeof(rnd), h->session_id + n);
+	memcpy(h->shim_id, shim_id, sid + 1);
+	memcpy(h->technician_id, technician, tid + 1);
+	h->custody = (uint8_t)custody;
+	memcpy(h->identity_pub, identity, SHIM_P256_PUB_LEN);
+	return 0;
 }

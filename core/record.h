@@ -189,6 +189,16 @@ struct shim_rec_writer {
 	int64_t open_last_mono;
 };
 
+/* Fills the header of a new session: version, start times from the
+ * port's clocks, a session ID "YYYYMMDDTHHMMSSZ-xxxxxx" (UTC start, three
+ * random bytes), the shim and technician IDs, custody and the identity
+ * key. The caller then seals a fresh session key into it. SHIM_EINVAL for
+ * an ID too long, SHIM_ECLOCK for a wall time outside 0000..9999. */
+int shim_rec_header_start(const struct shim_port *port, const char *shim_id,
+			  const char *technician, int custody,
+			  const uint8_t identity[SHIM_P256_PUB_LEN],
+			  struct shim_rec_header *h);
+
 /* Encodes magic + header frame into out. */
 int shim_rec_header_encode(const struct shim_rec_header *h, uint8_t *out,
 			   size_t cap, size_t *len);

@@ -50,34 +50,6 @@ static int put_all(int fd, const uint8_t *buf, size_t len)
 }
 
 /* "20261202T101500Z-" + 6 hex digits, as common/recorder.c names them. */
-static int make_id(struct shim_fw_rec *r, int64_t wall_ns,
-		   char id[SHIM_SESSION_ID_MAX])
-{
-	char t[32];
-	uint8_t rnd[3];
-	size_t n = 0;
-	int i, rc;
-
-	rc = shim_syslog_time(wall_ns, t, sizeof(t));
-	if (rc < 0) {
-		return SHIM_ECLOCK;
-	}
-	rc = r->port->rng.fill(r->port->rng.ctx, rnd, sizeof(rnd));
-	if (rc != 0) {
-		return rc;
-	}
-	/* YYYY-MM-DDTHH:MM:SS */
-	for (i = 0; i < 19; i++) {
-		if (t[i] != '-' && t[i] != ':') {
-			id[n++] = t[i];
-		}
-	}
-	id[n++] = 'Z';
-	id[n++] = '-';
-	shim_hex_encode(rnd, sizeof(rnd), id + n);
-	return 0;
-}
-
 static void path_of(char *out, const char *id, const char *ext)
 {
 	size_t a = strlen("sessions/"), b = strlen(id);
@@ -212,21 +184,11 @@ static int op_begin(void *ctx, const char *technician,
 	if (r->open) {
 		return SHIM_ESTATE;
 	}
-	if (strlen(technician) > SHIM_REC_TECH_MAX) {
-		return SHIM_EINVAL;
-	}
-	memset(h, 0, sizeof(*h));
-	h->version = SHIM_REC_VERSION;
-	h->start_wall_ns = r->port->clock.wall_ns(r->port->clock.ctx);
-	h->start_mono_ns = r->port->clock.mono_ns(r->port->clock.ctx);
-	rc = make_id(r, h->start_wall_ns, h->session_id);
+	rc = shim_rec_header_start(r->port, r->shim_id, technician, r->custody,
+				   r->identity, h);
 	if (rc != 0) {
 		return rc;
 	}
-	memcpy(h->shim_id, r->shim_id, sizeof(h->shim_id));
-	memcpy(h->technician_id, technician, strlen(technician) + 1);
-	h->custody = (uint8_t)r->custody;
-	memcpy(h->identity_pub, r->identity, sizeof(r->identity));
 	rc = r->port->rng.fill(r->port->rng.ctx, key, sizeof(key));
 	if (rc == 0) {
 		rc = shim_rec_seal_key(c, r->recipient, key, h);

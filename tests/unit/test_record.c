@@ -987,10 +987,45 @@ static void test_daemon_meta_records_through_recorder(void **state)
 	shim_config_free(&cfg);
 }
 
+/* A new session's header: its ID from the UTC start and three random
+ * bytes, the IDs as given, and IDs too long refused. */
+static void test_header_start(void **state)
+{
+	struct fake_port fp;
+	struct shim_rec_header h;
+	uint8_t identity[SHIM_P256_PUB_LEN];
+	char tech[SHIM_REC_TECH_MAX + 2];
+	size_t i;
+
+	(void)state;
+	fake_port_init(&fp, 1796207023LL); /* 2026-12-02T10:23:43Z */
+	memset(identity, 0x04, sizeof(identity));
+	assert_int_equal(shim_rec_header_start(&fp.port, "shim-1", "alice",
+					       SHIM_REC_CUSTODY_CENTRAL,
+					       identity, &h), 0);
+	assert_int_equal(strlen(h.session_id), 23);
+	assert_memory_equal(h.session_id, "20261202T102343Z-", 17);
+	for (i = 17; i < 23; i++) {
+		assert_true(shim_hexval(h.session_id[i]) >= 0);
+	}
+	assert_string_equal(h.shim_id, "shim-1");
+	assert_string_equal(h.technician_id, "alice");
+	assert_int_equal(h.version, SHIM_REC_VERSION);
+	assert_int_equal(h.custody, SHIM_REC_CUSTODY_CENTRAL);
+	assert_memory_equal(h.identity_pub, identity, sizeof(identity));
+	memset(tech, 'a', sizeof(tech) - 1);
+	tech[sizeof(tech) - 1] = '\0';
+	assert_int_equal(shim_rec_header_start(&fp.port, "shim-1", tech,
+					       SHIM_REC_CUSTODY_CENTRAL,
+					       identity, &h), SHIM_EINVAL);
+	fake_port_free(&fp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hkdf_rfc5869),
+		cmocka_unit_test(test_header_start),
 		cmocka_unit_test(test_round_trip_every_byte),
 		cmocka_unit_test(test_header_fields_and_no_key),
 		cmocka_unit_test(test_damage_flip_byte),
