@@ -881,7 +881,9 @@ static void relay_input(struct shim_ctl *c, enum shim_side side,
 			c->session_id, n);
 		return;
 	}
-	memcpy(r->buf, buf, n);
+	if (buf != r->buf) {
+		memcpy(r->buf, buf, n);
+	}
 	r->len = n;
 	r->off = 0;
 	r->recorded = 0;
@@ -916,6 +918,16 @@ size_t shim_ctl_input_room(const struct shim_ctl *c, enum shim_side side)
 		return 0;
 	}
 	return c->cfg.relay_cap;
+}
+
+uint8_t *shim_ctl_input_buffer(struct shim_ctl *c, enum shim_side side)
+{
+	if (unready(c) || c->state != SHIM_ST_OPEN ||
+	    (side == SHIM_SIDE_TECH && c->grace) ||
+	    shim_ctl_input_room(c, side) == 0) {
+		return NULL;
+	}
+	return side == SHIM_SIDE_TECH ? c->in.buf : c->out.buf;
 }
 
 void shim_ctl_input(struct shim_ctl *c, enum shim_side side,

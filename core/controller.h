@@ -226,6 +226,11 @@ void shim_ctl_device_up(struct shim_ctl *c, int up);
 
 /* Bytes the controller takes from a side now (0: do not read it). */
 size_t shim_ctl_input_room(const struct shim_ctl *c, enum shim_side side);
+/* Where the loop may read a side's bytes to spare a copy on the relay
+ * path: the relay's own buffer while that side is relayed and has room
+ * (shim_ctl_input_room() bytes), else NULL (read into a buffer of the
+ * loop's own). */
+uint8_t *shim_ctl_input_buffer(struct shim_ctl *c, enum shim_side side);
 /* Bytes read from a side (at most shim_ctl_input_room()). brk: a BREAK
  * arrived before them (technician side). */
 void shim_ctl_input(struct shim_ctl *c, enum shim_side side,

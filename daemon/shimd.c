@@ -364,15 +364,20 @@ static int feed_once(struct shimd *d, enum shim_side side)
 {
 	struct shim_serial *s = side_line(d, side);
 	size_t room = shim_ctl_input_room(&d->ctl, side);
+	/* relayed bytes go straight into the controller's buffer */
+	uint8_t *buf = shim_ctl_input_buffer(&d->ctl, side);
 	int n, brk = 0;
 
 	if (room == 0 || s->fd < 0) {
 		return 0;
 	}
-	if (room > sizeof(d->rbuf)) {
-		room = sizeof(d->rbuf);
+	if (buf == NULL) {
+		buf = d->rbuf;
+		if (room > sizeof(d->rbuf)) {
+			room = sizeof(d->rbuf);
+		}
 	}
-	n = shim_serial_read(s, d->rbuf, room, &brk);
+	n = shim_serial_read(s, buf, room, &brk);
 	if (n == SHIM_EDISCONN) {
 		if (side == SHIM_SIDE_TECH) {
 			shim_ctl_hangup(&d->ctl);
@@ -384,9 +389,10 @@ static int feed_once(struct shimd *d, enum shim_side side)
 	if (n < 0 || (n == 0 && !brk)) {
 		return 0;
 	}
-	shim_ctl_input(&d->ctl, side, d->rbuf, (size_t)n, brk);
-	if (side == SHIM_SIDE_TECH && d->ctl.state != SHIM_ST_OPEN) {
-		/* what was typed may hold a code */
+	shim_ctl_input(&d->ctl, side, buf, (size_t)n, brk);
+	if (side == SHIM_SIDE_TECH && buf == d->rbuf) {
+		/* dialogue input may hold a code, also when it just opened a
+		 * session */
 		shim_memzero(d->rbuf, (size_t)n);
 	}
 	return 1;
