@@ -1,5 +1,6 @@
 /*
- * The STM32F4 port (see port_stm32.h): SysTick clock, CTR-DRBG, the
+ * The STM32F4 port (see port_stm32.h): the clock (host-paced in the
+ * emulator, SysTick-counted otherwise), CTR-DRBG, the
  * semihosting store and the identity key.
  */
 #include "port_stm32.h"
@@ -55,21 +56,45 @@ uint64_t shim_stm32_ms(void)
 	return (uint64_t)hi << 32 | lo;
 }
 
-static int64_t mono_ns(void *ctx)
+/* The SysTick time: the ms count and the down-counter read together,
+ * retried when a tick came in between. */
+static int64_t systick_ns(void)
 {
 	uint32_t reload = SYST_RVR + 1u;
 	uint64_t ms;
 	uint32_t cvr;
 
-	(void)ctx;
-	/* The ms count and the down-counter read together: retry when a
-	 * tick came in between. */
 	do {
 		ms = shim_stm32_ms();
 		cvr = SYST_CVR;
 	} while (ms != shim_stm32_ms());
 	return (int64_t)ms * 1000000 +
 	       (int64_t)((uint64_t)(reload - 1u - cvr) * 1000000u / reload);
+}
+
+/*
+ * The time between readings comes from the host's monotonic clock where
+ * the host has one (semihosting SYS_ELAPSED): an emulator delivers
+ * SysTick interrupts late or not at all when the guest is busy, so
+ * counted ticks fall behind real time by several per cent, and a TOTP
+ * gate whose clock runs slow refuses valid codes after minutes. On a
+ * board the same role is the RTC's (docs/hardware-port.md). SysTick
+ * stays the wake-up source of the idle loop either way.
+ */
+static int64_t host_tick_hz;
+
+static int64_t mono_ns(void *ctx)
+{
+	uint64_t t;
+
+	(void)ctx;
+	if (host_tick_hz > 0 && sh_elapsed(&t) == 0) {
+		uint64_t hz = (uint64_t)host_tick_hz;
+
+		return (int64_t)(t / hz * 1000000000u +
+				 t % hz * 1000000000u / hz);
+	}
+	return systick_ns();
 }
 
 static int64_t wall_ns(void *ctx)
@@ -80,19 +105,24 @@ static int64_t wall_ns(void *ctx)
 void shim_stm32_clock_init(void)
 {
 	int64_t t0, t;
-	uint64_t until;
+	int64_t until;
+	uint64_t probe;
 
 	SYST_RVR = SHIM_STM32_SYSCLK / 1000u - 1u;
 	SYST_CVR = 0;
 	SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
+	host_tick_hz = sh_tickfreq();
+	if (host_tick_hz > 0 && sh_elapsed(&probe) != 0) {
+		host_tick_hz = 0;
+	}
 	/* SYS_TIME counts whole seconds: wait for the next one to begin
 	 * (at most 1.1 s) so that the wall clock is right to the tick, not
 	 * up to a second late (TOTP steps are decided at their edges). */
 	t0 = sh_time();
-	until = shim_stm32_ms() + 1100u;
+	until = mono_ns(NULL) + 1100000000LL;
 	do {
 		t = sh_time();
-	} while (t == t0 && shim_stm32_ms() < until);
+	} while (t == t0 && mono_ns(NULL) < until);
 	boot_mono_ns = mono_ns(NULL);
 	boot_wall_ns = t * 1000000000LL;
 }

@@ -18,6 +18,8 @@
 #define SYS_ERRNO 0x13
 #define SYS_GET_CMDLINE 0x15
 #define SYS_EXIT 0x18
+#define SYS_ELAPSED 0x30
+#define SYS_TICKFREQ 0x31
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026
 
 static long sh_call(uint32_t op, const void *arg)
@@ -131,4 +133,21 @@ void sh_exit(int status)
 						 0x20024 /* RunTimeErrorUnknown */));
 	for (;;) {
 	}
+}
+
+int64_t sh_tickfreq(void)
+{
+	return (int64_t)sh_call(SYS_TICKFREQ, NULL);
+}
+
+int sh_elapsed(uint64_t *ticks)
+{
+	/* The count comes back in two words, least significant first. */
+	uint32_t w[2] = { 0, 0 };
+
+	if (sh_call(SYS_ELAPSED, w) != 0) {
+		return -1;
+	}
+	*ticks = (uint64_t)w[1] << 32 | w[0];
+	return 0;
 }

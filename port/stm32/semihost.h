@@ -31,6 +31,12 @@ int sh_remove(const char *name);
 int sh_rename(const char *from, const char *to);
 /* Seconds since the Unix epoch (the host's clock). */
 int64_t sh_time(void);
+/* The host's tick rate for sh_elapsed() (QEMU: 10^9), or <= 0 where the
+ * host has no such clock. */
+int64_t sh_tickfreq(void);
+/* The ticks since the emulation started (the host's monotonic clock,
+ * so it keeps pace however slowly the guest runs); 0 or -1. */
+int sh_elapsed(uint64_t *ticks);
 /* The host's errno of the last failed call. */
 int sh_errno(void);
 /* The command line (arg=... of -semihosting-config, space-separated),

@@ -340,27 +340,6 @@ def test_all_256_values_both_ways_and_unsolicited_output():
 
 # ---- the clock behind the window --------------------------------------------
 
-def known_defect(key, why):
-    """Marks a test that fails for a known defect of the target: with key
-    in SHIM_FW_XFAIL (comma-separated) its assertion failure is reported
-    as an expected failure, and its passing as a sign to drop the key."""
-    def wrap(fn):
-        def run():
-            keys = os.environ.get("SHIM_FW_XFAIL", "").split(",")
-            try:
-                fn()
-            except AssertionError as e:
-                if key not in keys:
-                    raise
-                print("  expected failure [%s] (%s): %s" % (key, why, e))
-                return
-            if key in keys:
-                print("  [%s] passes now: drop it from SHIM_FW_XFAIL" % key)
-        run.__name__ = fn.__name__
-        return run
-    return wrap
-
-
 def event_time(e):
     """An event's time in Unix seconds (RFC 3339 with microseconds)."""
     import datetime
@@ -371,8 +350,6 @@ def event_time(e):
 SPAN = 20.0
 
 
-@known_defect("clock", "the firmware's wall clock is the boot time plus "
-              "counted SysTick interrupts, which run slow under QEMU")
 def test_clock_keeps_pace():
     """The unit's wall clock (its events' time stamps) keeps pace with the
     host's: a clock running 1 % slow puts codes a whole step behind after
