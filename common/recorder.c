@@ -1327,7 +1327,7 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	rc = shim_write_all(fd, hdr, hlen);
 	if (rc == 0) {
 		rc = shim_rec_writer_init(&r->w, &r->port->crypto, key, h, hdr,
-					  hlen, r->plain);
+					  hlen, r->plain, SHIM_REC_MAX_PLAIN);
 	}
 	if (rc != 0) {
 		close(fd);

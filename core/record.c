@@ -838,16 +838,18 @@ int shim_rec_writer_init(struct shim_rec_writer *w,
 			 const struct shim_crypto_ops *c,
 			 const uint8_t key[SHIM_REC_KEY_LEN],
 			 const struct shim_rec_header *h, const uint8_t *hdr,
-			 size_t hdr_len, uint8_t *plain)
+			 size_t hdr_len, uint8_t *plain, size_t plain_cap)
 {
 	memset(w, 0, sizeof(*w));
 	if (c == NULL || c->hmac == NULL || c->aead_seal == NULL ||
-	    plain == NULL) {
+	    plain == NULL || plain_cap < SHIM_REC_MIN_PLAIN ||
+	    plain_cap > SHIM_REC_MAX_PLAIN) {
 		return SHIM_EINVAL;
 	}
 	w->crypto = c;
 	memcpy(w->key, key, SHIM_REC_KEY_LEN);
 	w->plain = plain;
+	w->plain_cap = plain_cap;
 	w->start_mono = h->start_mono_ns;
 	w->prev_wall = h->start_wall_ns;
 	w->prev_mono = h->start_mono_ns;
@@ -904,7 +906,7 @@ size_t shim_rec_writer_room(const struct shim_rec_writer *w)
 	if (w->open) {
 		used += ITEM_RESERVE + w->open_len;
 	}
-	return used >= SHIM_REC_MAX_PLAIN ? 0 : SHIM_REC_MAX_PLAIN - used;
+	return used >= w->plain_cap ? 0 : w->plain_cap - used;
 }
 
 size_t shim_rec_writer_pending(const struct shim_rec_writer *w)
@@ -1054,7 +1056,7 @@ void shim_rec_writer_summary(const struct shim_rec_writer *w,
 void shim_rec_writer_wipe(struct shim_rec_writer *w)
 {
 	if (w->plain != NULL) {
-		shim_memzero(w->plain, SHIM_REC_MAX_PLAIN);
+		shim_memzero(w->plain, w->plain_cap);
 	}
 	shim_memzero(w, sizeof(*w));
 }

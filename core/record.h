@@ -175,7 +175,8 @@ struct shim_rec_writer {
 	int64_t prev_mono;
 	int64_t last_wall;        /* time of the latest chunk */
 	int64_t last_mono;
-	uint8_t *plain;           /* caller buffer, >= SHIM_REC_MAX_PLAIN */
+	uint8_t *plain;           /* caller's batch buffer */
+	size_t plain_cap;         /* its size, <= SHIM_REC_MAX_PLAIN */
 	size_t plain_len;
 	uint64_t batch_in;
 	uint64_t batch_out;
@@ -203,14 +204,20 @@ int shim_rec_header_start(const struct shim_port *port, const char *shim_id,
 int shim_rec_header_encode(const struct shim_rec_header *h, uint8_t *out,
 			   size_t cap, size_t *len);
 
+/* The smallest batch buffer a writer takes. */
+#define SHIM_REC_MIN_PLAIN 256
+
 /* Starts a writer after the header (whose encoded bytes, with magic, are
- * hdr/hdr_len). plain is the caller's batch buffer of SHIM_REC_MAX_PLAIN
- * bytes. The key is copied and wiped by shim_rec_writer_wipe(). */
+ * hdr/hdr_len). plain is the caller's batch buffer of plain_cap bytes,
+ * SHIM_REC_MIN_PLAIN..SHIM_REC_MAX_PLAIN (a reader takes any batch up to
+ * the maximum, so an MCU can use a small one); a batch never grows past
+ * it. The key is copied and wiped by shim_rec_writer_wipe(), which also
+ * wipes the batch buffer. */
 int shim_rec_writer_init(struct shim_rec_writer *w,
 			 const struct shim_crypto_ops *c,
 			 const uint8_t key[SHIM_REC_KEY_LEN],
 			 const struct shim_rec_header *h, const uint8_t *hdr,
-			 size_t hdr_len, uint8_t *plain);
+			 size_t hdr_len, uint8_t *plain, size_t plain_cap);
 
 /* Adds an item to the current batch. SHIM_ENOSPC when the batch has no
  * room for it (seal first; an item larger than a batch must be split by

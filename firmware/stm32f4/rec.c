@@ -11,10 +11,6 @@
 #include "syslog.h"
 #include "util.h"
 
-/* The writer keeps an item's header in front of its data: at most this
- * many bytes (core/record.c ITEM_RESERVE), so pending + RESERVE + len
- * bounds what one add may use of the batch buffer. */
-#define ITEM_RESERVE 24
 /* The open session's checkpoint in the store (ckpt.h). */
 #define CKPT_NAME "rec-open"
 #define PATH_MAX_FW 96
@@ -128,27 +124,21 @@ static int add(struct shim_fw_rec *r, enum shim_rec_kind kind,
 	do {
 		size_t room, n;
 
-		if (shim_rec_writer_pending(&r->w) + ITEM_RESERVE + 1 >
-		    sizeof(plain)) {
+		/* The writer says what still fits (item headers included);
+		 * a full batch is sealed first, and a meta item is never
+		 * split: it starts a batch of its own when it does not fit. */
+		room = shim_rec_writer_room(&r->w);
+		if (room == 0 || (kind == SHIM_REC_META && room < len)) {
 			rc = flush(r);
 			if (rc != 0) {
 				return rc;
 			}
-		}
-		room = sizeof(plain) - shim_rec_writer_pending(&r->w) -
-		       ITEM_RESERVE;
-		n = len < room ? len : room;
-		if (kind == SHIM_REC_META && n < len) {
-			/* A meta item is never split: start a batch. */
-			rc = flush(r);
-			if (rc != 0) {
-				return rc;
-			}
-			if (len > sizeof(plain) - ITEM_RESERVE) {
+			room = shim_rec_writer_room(&r->w);
+			if (kind == SHIM_REC_META && room < len) {
 				return SHIM_EINVAL;
 			}
-			n = len;
 		}
+		n = len < room ? len : room;
 		rc = shim_rec_writer_add(&r->w, kind, data, n, wall, mono);
 		if (rc != 0) {
 			return rc;
@@ -208,7 +198,8 @@ static int op_begin(void *ctx, const char *technician,
 	}
 	rc = put_all(r->fd, frame, hlen);
 	if (rc == 0) {
-		rc = shim_rec_writer_init(&r->w, c, key, h, frame, hlen, plain);
+		rc = shim_rec_writer_init(&r->w, c, key, h, frame, hlen, plain,
+					  sizeof(plain));
 	}
 	if (rc == 0) {
 		r->written = hlen;
@@ -266,15 +257,6 @@ static int op_meta(void *ctx, const char *name, const char *detail,
 	return add(r, SHIM_REC_META, item, a + 1 + b, wall_ns, mono_ns);
 }
 
-/* The writer wipes SHIM_REC_MAX_PLAIN bytes of its batch buffer; ours is
- * smaller, so it is wiped here and detached first. */
-static void writer_wipe(struct shim_fw_rec *r)
-{
-	shim_memzero(plain, sizeof(plain));
-	r->w.plain = NULL;
-	shim_rec_writer_wipe(&r->w);
-}
-
 static int op_end(void *ctx, const char *reason, int64_t wall_ns,
 		  int64_t mono_ns)
 {
@@ -315,7 +297,7 @@ static int op_end(void *ctx, const char *reason, int64_t wall_ns,
 	if (rc == 0) {
 		rc = checkpoint_clear(r->port);
 	}
-	writer_wipe(r);
+	shim_rec_writer_wipe(&r->w);
 	r->open = 0;
 	return rc;
 }

@@ -121,7 +121,8 @@ static void build(struct built *b, const struct shim_port *p,
 			 0);
 	append(b, hdr, len);
 	assert_int_equal(
-		shim_rec_writer_init(&w, c, b->key, &b->h, hdr, len, plain), 0);
+		shim_rec_writer_init(&w, c, b->key, &b->h, hdr, len, plain,
+				     sizeof(plain)), 0);
 	for (i = 0; i < nrec; i++) {
 		int64_t t = (int64_t)(i + 1) * 1000000000LL;
 
@@ -601,7 +602,7 @@ static double overhead(size_t chunk, int alternate, int64_t gap_ns,
 	assert_int_equal(shim_rec_header_encode(&h, hdr, sizeof(hdr), &len),
 			 0);
 	assert_int_equal(shim_rec_writer_init(&w, &lp.port.crypto, key, &h, hdr,
-					      len, plain),
+					      len, plain, sizeof(plain)),
 			 0);
 	while (done < total) {
 		int rc = shim_rec_writer_add(&w, dir ? SHIM_REC_OUT : SHIM_REC_IN,
@@ -647,6 +648,117 @@ static void test_overhead_targets(void **state)
 	assert_true(typing <= 30.0);
 }
 
+/* An MCU's small batch buffer: the writer takes any size in
+ * SHIM_REC_MIN_PLAIN..SHIM_REC_MAX_PLAIN, never lets a batch outgrow it,
+ * and what it writes reads back byte for byte. */
+static void test_small_batch_buffer(void **state)
+{
+	const struct shim_crypto_ops *c = &lp.port.crypto;
+	struct built b;
+	struct collect *col = calloc(1, sizeof(*col));
+	struct shim_rec_result res;
+	struct shim_rec_writer w;
+	struct shim_rec_footer f;
+	static uint8_t plain[SHIM_REC_MAX_PLAIN + 1];
+	static uint8_t frame[SHIM_REC_MAX_BODY + 16];
+	uint8_t hdr[SHIM_REC_HEADER_MAX], data[1000], id[SHIM_P256_PUB_LEN];
+	size_t len, done = 0, cap = SHIM_REC_MIN_PLAIN;
+	int i;
+
+	(void)state;
+	assert_non_null(col);
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < (int)sizeof(data); i++) {
+		data[i] = (uint8_t)(i * 7);
+	}
+	b.h.version = SHIM_REC_VERSION;
+	snprintf(b.h.session_id, sizeof(b.h.session_id), "%s",
+		 "20261124T000000Z-cccccc");
+	snprintf(b.h.shim_id, sizeof(b.h.shim_id), "shim-test-001");
+	b.h.start_wall_ns = T0;
+	b.h.start_mono_ns = 5000;
+	assert_int_equal(c->identity_pub(c->ctx, b.h.identity_pub), 0);
+	assert_int_equal(shim_linux_random(b.key, sizeof(b.key)), 0);
+	assert_int_equal(shim_rec_seal_key(c, rec_pub, b.key, &b.h), 0);
+	assert_int_equal(shim_rec_header_encode(&b.h, hdr, sizeof(hdr), &len),
+			 0);
+	append(&b, hdr, len);
+	/* a missing, too small or too large buffer is refused */
+	assert_int_equal(shim_rec_writer_init(&w, c, b.key, &b.h, hdr, len,
+					      plain, 0),
+			 SHIM_EINVAL);
+	assert_int_equal(shim_rec_writer_init(&w, c, b.key, &b.h, hdr, len,
+					      plain, SHIM_REC_MIN_PLAIN - 1),
+			 SHIM_EINVAL);
+	assert_int_equal(shim_rec_writer_init(&w, c, b.key, &b.h, hdr, len,
+					      plain, SHIM_REC_MAX_PLAIN + 1),
+			 SHIM_EINVAL);
+	assert_int_equal(shim_rec_writer_init(&w, c, b.key, &b.h, hdr, len,
+					      NULL, cap),
+			 SHIM_EINVAL);
+	assert_int_equal(shim_rec_writer_init(&w, c, b.key, &b.h, hdr, len,
+					      plain, cap),
+			 0);
+	assert_true(shim_rec_writer_room(&w) < cap);
+	/* more than a batch at once does not fit */
+	assert_int_equal(shim_rec_writer_add(&w, SHIM_REC_IN, data, cap, T0,
+					     5000),
+			 SHIM_ENOSPC);
+	/* the firmware's way: add what fits, seal when full */
+	while (done < sizeof(data)) {
+		size_t room = shim_rec_writer_room(&w);
+		size_t n = sizeof(data) - done < 100 ? sizeof(data) - done : 100;
+		int64_t t = (int64_t)done * 5000000;
+
+		if (room == 0) {
+			assert_int_equal(shim_rec_writer_seal(&w, frame,
+							      sizeof(frame),
+							      &len),
+					 0);
+			assert_true(len <= cap + 64);
+			append(&b, frame, len);
+			continue;
+		}
+		n = n < room ? n : room;
+		assert_int_equal(shim_rec_writer_add(&w, SHIM_REC_IN,
+						     data + done, n, T0 + t,
+						     5000 + t),
+				 0);
+		assert_true(shim_rec_writer_pending(&w) <= cap);
+		done += n;
+	}
+	assert_int_equal(shim_rec_writer_seal(&w, frame, sizeof(frame), &len),
+			 0);
+	append(&b, frame, len);
+	memset(&f, 0, sizeof(f));
+	shim_rec_writer_summary(&w, &f);
+	assert_true(f.records >= 4);
+	f.end_wall_ns = T0 + 10000000000LL;
+	f.end_mono_ns = 5000 + 10000000000LL;
+	snprintf(f.reason, sizeof(f.reason), "technician_disconnect");
+	assert_int_equal(shim_rec_footer_encode(c, &f, frame, sizeof(frame),
+						&len),
+			 0);
+	append(&b, frame, len);
+	/* the batch buffer is wiped with the writer */
+	plain[0] = 0x5a;
+	shim_rec_writer_wipe(&w);
+	assert_int_equal(plain[0], 0);
+
+	assert_int_equal(c->identity_pub(c->ctx, id), 0);
+	col->b = &b;
+	col->priv = rec_priv;
+	col->use_key = 1;
+	assert_int_equal(read_all(b.buf, b.len, 64, col, id, &res), 0);
+	assert_int_equal(res.status, SHIM_REC_COMPLETE);
+	assert_int_equal(res.damage, SHIM_REC_D_OK);
+	assert_int_equal(res.bytes_in, sizeof(data));
+	assert_int_equal(col->nin, sizeof(data));
+	assert_memory_equal(col->in, data, sizeof(data));
+	free(col);
+	free(b.buf);
+}
+
 /* ---- verdicts: pinning and unrecorded traffic ----------------------- */
 
 struct meta_spec {
@@ -682,7 +794,8 @@ static void build_meta(struct built *b, const struct meta_spec *m, size_t n,
 			 0);
 	append(b, hdr, len);
 	assert_int_equal(
-		shim_rec_writer_init(&w, c, b->key, &b->h, hdr, len, plain), 0);
+		shim_rec_writer_init(&w, c, b->key, &b->h, hdr, len, plain,
+				     sizeof(plain)), 0);
 	assert_int_equal(shim_rec_writer_add(&w, SHIM_REC_IN,
 					     (const uint8_t *)"PIN\r", 4,
 					     T0 + 10, 5010),
@@ -1039,6 +1152,7 @@ int main(void)
 		cmocka_unit_test(test_footer_forged),
 		cmocka_unit_test(test_trailing_and_magic),
 		cmocka_unit_test(test_overhead_targets),
+		cmocka_unit_test(test_small_batch_buffer),
 		cmocka_unit_test(test_zero_result_is_not_intact),
 		cmocka_unit_test(test_verdict_pinned_unpinned_wrong),
 		cmocka_unit_test(test_verdict_degraded_by_footer),
