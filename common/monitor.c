@@ -20,13 +20,16 @@
 #include "monitor.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "keys.h"
+#include "inventory.h"
 #include "p256key.h"
 #include "util.h"
 
@@ -36,6 +39,8 @@
 struct entry {
 	char shim_id[SHIM_SHIM_ID_MAX];
 	int in_inventory;
+	char serial[64];
+	char build[16];
 	struct shim_p256_verifier *v;
 	unsigned alarms;
 	int have_seq;
@@ -581,6 +586,135 @@ int shim_mon_load_inventory(struct shim_monitor *m, const char *dir,
 	return added;
 }
 
+static int has_suffix(const char *name, const char *suffix)
+{
+	size_t l = strlen(name), s = strlen(suffix);
+
+	return l > s && strcmp(name + l - s, suffix) == 0;
+}
+
+/* Reads DIR/name (at most SHIM_INV_MAX bytes) and checks the record. */
+static const char *load_record(const char *path, const char *id,
+			       const uint8_t auth[SHIM_P256_PUB_LEN],
+			       struct shim_inventory *rec, int *line)
+{
+	char buf[SHIM_INV_MAX + 1];
+	const char *why = NULL;
+	size_t n;
+	FILE *f;
+
+	*line = 0;
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		return strerror(errno);
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n > SHIM_INV_MAX) {
+		return "record too long";
+	}
+	if (shim_inv_parse(buf, n, rec, line, &why) != 0) {
+		return why;
+	}
+	*line = 0;
+	if (shim_inv_verify(rec, auth) != 0) {
+		return rec->is_signed ?
+		       "not signed by this authority (or altered): not trusted" :
+		       "not signed: not trusted";
+	}
+	if (strcmp(rec->shim_id, id) != 0) {
+		return "names another shim ID than its file name: not trusted";
+	}
+	return NULL;
+}
+
+int shim_mon_load_records(struct shim_monitor *m, const char *dir,
+			  const uint8_t authority_pub[SHIM_P256_PUB_LEN],
+			  void *err_file, unsigned *bad)
+{
+	FILE *err = err_file;
+	struct dirent **names = NULL;
+	struct shim_inventory rec;
+	char path[4096], id[SHIM_SHIM_ID_MAX];
+	const char *why;
+	int n, i, added = 0, rc, line;
+	size_t l;
+
+	*bad = 0;
+	n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0) {
+		return SHIM_ENOENT;
+	}
+	for (i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+
+		l = strlen(name);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (has_suffix(name, ".pub")) {
+			/* Trusted only through a record of its own. */
+			char inv[4096];
+			struct stat st;
+
+			snprintf(inv, sizeof(inv), "%.*s.inv", (int)(strlen(path) - 4),
+				 path);
+			if (stat(inv, &st) != 0) {
+				if (err != NULL) {
+					fprintf(err, "%s: no signed inventory "
+						     "record vouches for this "
+						     "key: not trusted\n", path);
+				}
+				(*bad)++;
+			}
+			continue;
+		}
+		if (!has_suffix(name, ".inv")) {
+			continue;
+		}
+		if (l - 4 >= sizeof(id)) {
+			if (err != NULL) {
+				fprintf(err, "%s: shim ID too long\n", path);
+			}
+			(*bad)++;
+			continue;
+		}
+		memcpy(id, name, l - 4);
+		id[l - 4] = '\0';
+		why = load_record(path, id, authority_pub, &rec, &line);
+		if (why == NULL) {
+			rc = shim_mon_add_shim(m, id, rec.identity_pub);
+			if (rc != 0) {
+				why = rc == SHIM_EEXIST ? "duplicate shim ID" :
+					"not a P-256 public key";
+			}
+		}
+		if (why != NULL) {
+			if (err != NULL) {
+				if (line > 0) {
+					fprintf(err, "%s:%d: %s\n", path, line,
+						why);
+				} else {
+					fprintf(err, "%s: %s\n", path, why);
+				}
+			}
+			(*bad)++;
+			continue;
+		}
+		{
+			struct entry *e = find(m, id);
+
+			snprintf(e->serial, sizeof(e->serial), "%s", rec.serial);
+			snprintf(e->build, sizeof(e->build), "%s",
+				 shim_inv_build_name(rec.build));
+		}
+		added++;
+	}
+	for (i = 0; i < n; i++) {
+		free(names[i]);
+	}
+	free(names);
+	return added;
+}
+
 /* ---- verification -------------------------------------------------------- */
 
 int shim_mon_is_signed(const struct shim_mon_line *l)
@@ -844,6 +978,8 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 	memset(r, 0, sizeof(*r));
 	strcpy(r->shim_id, e->shim_id);
 	r->in_inventory = e->in_inventory;
+	memcpy(r->serial, e->serial, sizeof(r->serial));
+	memcpy(r->build, e->build, sizeof(r->build));
 	r->heartbeats = e->heartbeats;
 	r->bad_sigs = e->bad_sigs;
 	r->replays = e->replays;

@@ -72,6 +72,18 @@ int shim_mon_add_shim(struct shim_monitor *m, const char *shim_id,
 int shim_mon_load_inventory(struct shim_monitor *m, const char *dir,
 			    void *err_file, unsigned *bad);
 
+/* Adds every DIR/<shim_id>.inv (a signed inventory record, see
+ * inventory.h) that verifies under the provisioning authority's key and
+ * names that shim ID: the SOC's view starts from provenance. A record
+ * that does not verify, and a bare <shim_id>.pub that no record vouches
+ * for, are reported to err and counted, and their shims are not added
+ * (their heartbeats are then BAD-SIGNATURE, "not in the inventory").
+ * Returns the number of shims added or a negative code when DIR cannot
+ * be read. */
+int shim_mon_load_records(struct shim_monitor *m, const char *dir,
+			  const uint8_t authority_pub[SHIM_P256_PUB_LEN],
+			  void *err_file, unsigned *bad);
+
 /* 1 when the event carries a signature that the monitor checks. */
 int shim_mon_is_signed(const struct shim_mon_line *l);
 
@@ -103,6 +115,8 @@ struct shim_mon_report {
 	enum shim_mon_verdict verdict;
 	unsigned alarms;
 	int in_inventory;
+	char serial[64];        /* from a signed inventory record, or "" */
+	char build[16];         /* its build: deployed or factory, or "" */
 	uint64_t heartbeats;    /* verified heartbeats */
 	uint64_t bad_sigs;
 	uint64_t replays;

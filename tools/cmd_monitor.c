@@ -1,10 +1,14 @@
 /*
  * shimctl monitor: the SOC's view of a fleet's heartbeats.
  *
- *   shimctl monitor --inventory DIR --log FILE [--follow] [--now T]
- *                   [--json] [--period S] [--threads N]
+ *   shimctl monitor --inventory DIR [--authority PUB] --log FILE
+ *                   [--follow] [--now T] [--json] [--period S]
+ *                   [--threads N]
  *
- * DIR holds <shim_id>.pub (the identity public keys, PEM); FILE is the
+ * DIR holds <shim_id>.pub (the identity public keys, PEM), or, with
+ * --authority (the provisioning authority's public key), the units'
+ * signed inventory records <shim_id>.inv: then only a key that a record
+ * signed by that authority vouches for is trusted. FILE is the
  * SIEM's received log, one RFC 5424 message per line (rsyslog %rawmsg%).
  * Prints one verdict per shim (a table, or JSON with --json). Exit status:
  * 0 no alarm, 1 at least one alarm, 2 usage, 3 inventory or log unreadable.
@@ -20,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "monitor.h"
 #include "port_linux.h"
 #include "subcommands.h"
@@ -38,8 +43,8 @@ struct reader {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: shimctl monitor --inventory DIR --log FILE "
-			"[--follow] [--now T] [--json] [--period S] "
+	fprintf(stderr, "usage: shimctl monitor --inventory DIR [--authority PUB] "
+			"--log FILE [--follow] [--now T] [--json] [--period S] "
 			"[--threads N]\n");
 	return 2;
 }
@@ -138,6 +143,12 @@ static int print_report(struct shim_monitor *m, int64_t now, int json)
 			       (unsigned long long)r.bad_sigs,
 			       (unsigned long long)r.replays, r.period);
 			json_str(r.note);
+			if (r.serial[0] != '\0') {
+				printf(",\"serial\":");
+				json_str(r.serial);
+				printf(",\"build\":");
+				json_str(r.build);
+			}
 			putchar('}');
 		} else {
 			fmt_age(age, sizeof(age), now, r.last_seen);
@@ -254,6 +265,8 @@ int cmd_monitor_main(int argc, char **argv, const char *config_path)
 	const char *now_s = tool_opt(argc, argv, "--now");
 	const char *period_s = tool_opt(argc, argv, "--period");
 	const char *threads_s = tool_opt(argc, argv, "--threads");
+	const char *authority = tool_opt(argc, argv, "--authority");
+	uint8_t auth_pub[SHIM_P256_PUB_LEN];
 	int json = tool_flag(argc, argv, "--json");
 	struct shim_monitor *m = NULL;
 	struct reader r;
@@ -297,15 +310,29 @@ int cmd_monitor_main(int argc, char **argv, const char *config_path)
 	if (shim_mon_new(&m, period) != 0) {
 		return 3;
 	}
-	added = shim_mon_load_inventory(m, inv, stderr, &bad);
+	if (authority != NULL) {
+		int krc = shim_keys_load_public(authority, auth_pub);
+
+		if (krc != 0) {
+			fprintf(stderr, "shimctl: %s: %s\n", authority,
+				krc == SHIM_EINVAL ? "not a P-256 key" :
+				shim_strerror(krc));
+			goto out;
+		}
+		added = shim_mon_load_records(m, inv, auth_pub, stderr, &bad);
+	} else {
+		added = shim_mon_load_inventory(m, inv, stderr, &bad);
+	}
 	if (added < 0) {
 		fprintf(stderr, "shimctl: inventory %s: %s\n", inv,
 			strerror(errno));
 		goto out;
 	}
 	if (added == 0) {
-		fprintf(stderr, "shimctl: inventory %s holds no <shim_id>.pub "
-				"key\n", inv);
+		fprintf(stderr, "shimctl: inventory %s holds no %s\n", inv,
+			authority != NULL ? "<shim_id>.inv record signed by "
+					    "that authority" :
+					    "<shim_id>.pub key");
 		goto out;
 	}
 	r.f = fopen(log, "r");

@@ -34,8 +34,10 @@ static const struct {
 	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
 	{ "firmware-config", cmd_firmware_config_main,
 	  "firmware-config [CONFIG] [-o FILE] | firmware-config --show BLOB|-" },
+	{ "inventory", cmd_inventory_main,
+	  "inventory keygen --out FILE | create --serial SN --operator NAME [...] | sign RECORD --key FILE | verify RECORD --authority PUB [--json]" },
 	{ "monitor", cmd_monitor_main,
-	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },
+	  "monitor --inventory DIR [--authority PUB] --log FILE [--follow] [--now T] [--json] [--period S]" },
 };
 
 static void usage(FILE *f)

@@ -21,6 +21,14 @@ int cmd_identity_main(int argc, char **argv, const char *config_path);
 int cmd_tamper_main(int argc, char **argv, const char *config_path);
 int cmd_monitor_main(int argc, char **argv, const char *config_path);
 int cmd_firmware_config_main(int argc, char **argv, const char *config_path);
+int cmd_inventory_main(int argc, char **argv, const char *config_path);
+/* Fills an inventory record from a unit's files (tools/cmd_inventory.c);
+ * 0, or 1 after printing why. */
+struct shim_inventory;
+int shim_tool_inventory_fill(struct shim_inventory *r, const char *config_path,
+			     const char *serial, const char *shim_id,
+			     const char *op, const char *identity,
+			     const char *recpub, const char *binary);
 /* For a "keygen authority" entry point: same arguments as "token keygen". */
 int cmd_token_keygen_authority(int argc, char **argv, const char *config_path);
 
