@@ -75,7 +75,12 @@ static int write_out(const char *path, const char *text)
 
 static int csr(int argc, char **argv, const char *key)
 {
-	const char *cn = tool_opt(argc, argv, "--cn");
+	return shim_tool_identity_csr(key, tool_opt(argc, argv, "--cn"),
+				      tool_opt(argc, argv, "--out"));
+}
+
+int shim_tool_identity_csr(const char *key, const char *cn, const char *out)
+{
 	mbedtls_x509write_csr req;
 	mbedtls_pk_context pk;
 	unsigned char pem[4096];
@@ -84,7 +89,9 @@ static int csr(int argc, char **argv, const char *key)
 	int rc = 1;
 
 	if (cn == NULL || cn[0] == '\0' || strlen(cn) > 64) {
-		return usage();
+		fprintf(stderr, "shimctl: the CSR's common name (the shim ID) "
+				"takes 1-64 characters\n");
+		return 2;
 	}
 	for (i = 0; cn[i] != '\0'; i++) {
 		/* The CN goes into an X.500 name string: keep it plain. */
@@ -113,7 +120,7 @@ static int csr(int argc, char **argv, const char *key)
 		fprintf(stderr, "shimctl: cannot make the request\n");
 		goto out;
 	}
-	rc = write_out(tool_opt(argc, argv, "--out"), (const char *)pem);
+	rc = write_out(out, (const char *)pem);
 out:
 	mbedtls_x509write_csr_free(&req);
 	mbedtls_pk_free(&pk);
