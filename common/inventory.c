@@ -69,6 +69,16 @@ static int text_ok(const char *s, size_t n)
 	return 1;
 }
 
+int shim_inv_id_ok(const char *s)
+{
+	return id_ok(s, strlen(s));
+}
+
+int shim_inv_text_ok(const char *s)
+{
+	return text_ok(s, strlen(s));
+}
+
 static int time_text(int64_t t, char out[32])
 {
 	time_t tt = (time_t)t;

@@ -85,4 +85,9 @@ void shim_inv_key_digest(const uint8_t pub[SHIM_P256_PUB_LEN],
 
 const char *shim_inv_build_name(enum shim_inv_build b);
 
+/* 1 when s is a valid serial or shim ID for a record (1-63 of A-Z a-z
+ * 0-9 . _ : -), and when s is valid free text (operator, version). */
+int shim_inv_id_ok(const char *s);
+int shim_inv_text_ok(const char *s);
+
 #endif

@@ -409,11 +409,12 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	}
 	/* Validate the record's fields before anything is written. */
 	memset(&rec, 0, sizeof(rec));
-	if (strlen(OPT(p, O_SERIAL)) > SHIM_INV_ID_MAX ||
-	    strlen(OPT(p, O_SHIM_ID)) > SHIM_INV_ID_MAX ||
-	    strlen(OPT(p, O_OPERATOR)) > SHIM_INV_TEXT_MAX) {
-		fprintf(stderr, "shimctl provision: serial and shim ID take at "
-				"most 63 characters, the operator 127\n");
+	if (!shim_inv_id_ok(OPT(p, O_SERIAL)) ||
+	    !shim_inv_id_ok(OPT(p, O_SHIM_ID)) ||
+	    !shim_inv_text_ok(OPT(p, O_OPERATOR))) {
+		fprintf(stderr, "shimctl provision: the serial and shim ID take "
+				"1-63 of A-Z a-z 0-9 . _ : -, the operator "
+				"1-127 printable characters\n");
 		free(p);
 		return 2;
 	}
