@@ -191,17 +191,17 @@ int shim_inv_format(const struct shim_inventory *r, char *out, size_t cap,
 	return 0;
 }
 
-static const char *const keys[] = {
+static const char *const inv_keys[] = {
 	MAGIC, "serial", "shim_id", "identity_pub", "recording_key",
 	"software", "binary", "build", "provisioned", "operator",
 	"authority", "signature",
 };
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 /* Takes the value of line k (its key already matched). */
-static const char *field(struct shim_inventory *r, size_t k, const char *v,
-			 size_t n)
+static const char *inv_field(void *ctx, size_t k, const char *v, size_t n)
 {
+	struct shim_inventory *r = ctx;
+
 	switch (k) {
 	case 0:
 		return n == 1 && v[0] == '0' + SHIM_INV_VERSION ? NULL :
@@ -266,69 +266,91 @@ static const char *field(struct shim_inventory *r, size_t k, const char *v,
 	}
 }
 
-int shim_inv_parse(const char *buf, size_t len, struct shim_inventory *r,
-		   int *line, const char **why)
+/*
+ * The record syntax shared by the inventory and decommission records:
+ * "key value" lines in the order of keys[], the last one (the signature)
+ * optional. Returns NULL and sets *signed_len (the bytes before the
+ * signature line, or all of them), or a message and *line.
+ */
+static const char *kv_parse(const char *buf, size_t len,
+			    const char *const *keys, size_t nkeys,
+			    const char *(*field)(void *, size_t, const char *,
+						 size_t),
+			    void *ctx, int *line, size_t *signed_len)
 {
-	const char *msg = NULL;
-	size_t pos = 0, k = 0, signed_len = 0;
+	const char *msg;
+	size_t pos = 0, k = 0;
 
-	memset(r, 0, sizeof(*r));
+	*signed_len = 0;
+	*line = 1;
 	if (len > SHIM_INV_MAX) {
-		msg = "record too long";
-		goto bad;
+		return "record too long";
 	}
-	while (pos < len && k < NKEYS) {
+	while (pos < len && k < nkeys) {
 		const char *p = buf + pos, *nl, *sp;
 		size_t n, kl;
 
+		*line = (int)k + 1;
 		nl = memchr(p, '\n', len - pos);
 		if (nl == NULL) {
-			msg = "line without its newline";
-			goto bad;
+			return "line without its newline";
 		}
 		n = (size_t)(nl - p);
 		if (n > LINE_MAX_INV) {
-			msg = "line too long";
-			goto bad;
+			return "line too long";
 		}
 		sp = memchr(p, ' ', n);
 		kl = strlen(keys[k]);
 		if (sp == NULL || (size_t)(sp - p) != kl ||
 		    memcmp(p, keys[k], kl) != 0) {
-			msg = k == 0 ? "not an inventory record" :
-				       "unexpected line (keys come in a fixed order)";
-			goto bad;
+			return k == 0 ? "not a record of this kind" :
+					"unexpected line (keys come in a fixed order)";
 		}
-		if (k == NKEYS - 1) {
-			signed_len = pos;
+		if (k == nkeys - 1) {
+			*signed_len = pos;
 		}
-		msg = field(r, k, sp + 1, n - kl - 1);
+		msg = field(ctx, k, sp + 1, n - kl - 1);
 		if (msg != NULL) {
-			goto bad;
+			return msg;
 		}
 		pos += n + 1;
 		k++;
 	}
-	if (k < NKEYS - 1) {
-		msg = "record ends early";
-		goto bad;
+	*line = (int)k + 1;
+	if (k < nkeys - 1) {
+		return "record ends early";
 	}
 	if (pos < len) {
-		msg = "data after the signature";
-		goto bad;
+		return "data after the signature";
 	}
-	shim_sha256((const uint8_t *)buf, r->is_signed ? signed_len : len,
-		    r->digest);
-	return 0;
-bad:
-	if (line != NULL) {
-		*line = (int)k + 1;
+	if (k < nkeys) {
+		*signed_len = len;
 	}
-	if (why != NULL) {
-		*why = msg;
-	}
+	return NULL;
+}
+
+int shim_inv_parse(const char *buf, size_t len, struct shim_inventory *r,
+		   int *line, const char **why)
+{
+	const char *msg;
+	size_t signed_len;
+	int l;
+
 	memset(r, 0, sizeof(*r));
-	return SHIM_EINVAL;
+	msg = kv_parse(buf, len, inv_keys, sizeof(inv_keys) / sizeof(inv_keys[0]),
+		       inv_field, r, &l, &signed_len);
+	if (msg != NULL) {
+		if (line != NULL) {
+			*line = l;
+		}
+		if (why != NULL) {
+			*why = msg;
+		}
+		memset(r, 0, sizeof(*r));
+		return SHIM_EINVAL;
+	}
+	shim_sha256((const uint8_t *)buf, signed_len, r->digest);
+	return 0;
 }
 
 int shim_inv_verify(const struct shim_inventory *r,
@@ -350,6 +372,155 @@ int shim_inv_verify(const struct shim_inventory *r,
 		return SHIM_ESIG;
 	}
 	rc = shim_p256_verifier_verify(v, r->digest, r->sig);
+	shim_p256_verifier_free(v);
+	return rc == 0 ? 0 : SHIM_ESIG;
+}
+
+/* ---- decommission record ------------------------------------------------ */
+
+#define DECOM_MAGIC "shim-decommission"
+
+static const char *const decom_keys[] = {
+	DECOM_MAGIC, "serial", "shim_id", "identity_pub", "decommissioned",
+	"operator", "undelivered_events", "undelivered_recordings",
+	"signature",
+};
+
+static int parse_count(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > 19 || (n > 1 && s[0] == '0')) {
+		return SHIM_EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return SHIM_EINVAL;
+		}
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static const char *decom_field(void *ctx, size_t k, const char *v, size_t n)
+{
+	struct shim_decommission *d = ctx;
+
+	switch (k) {
+	case 0:
+		return n == 1 && v[0] == '1' ? NULL :
+			"unsupported version (this shimctl reads version 1)";
+	case 1:
+		if (!id_ok(v, n)) {
+			return "serial: 1-63 of A-Z a-z 0-9 . _ : -";
+		}
+		memcpy(d->serial, v, n);
+		return NULL;
+	case 2:
+		if (!id_ok(v, n)) {
+			return "shim_id: 1-63 of A-Z a-z 0-9 . _ : -";
+		}
+		memcpy(d->shim_id, v, n);
+		return NULL;
+	case 3:
+		if (parse_hex(v, n, d->identity_pub, SHIM_P256_PUB_LEN) != 0 ||
+		    d->identity_pub[0] != 0x04) {
+			return "identity_pub: 130 lower-case hex digits, 04...";
+		}
+		return NULL;
+	case 4:
+		return parse_time(v, n, &d->when) == 0 ? NULL :
+			"decommissioned: YYYY-MM-DDTHH:MM:SSZ";
+	case 5:
+		if (!text_ok(v, n)) {
+			return "operator: printable text, 1-127 characters";
+		}
+		memcpy(d->op, v, n);
+		return NULL;
+	case 6:
+		return parse_count(v, n, &d->undelivered_events) == 0 ? NULL :
+			"undelivered_events: a decimal count";
+	case 7:
+		return parse_count(v, n, &d->undelivered_recordings) == 0 ? NULL :
+			"undelivered_recordings: a decimal count";
+	default:
+		if (parse_hex(v, n, d->sig, SHIM_P256_SIG_LEN) != 0) {
+			return "signature: 128 lower-case hex digits";
+		}
+		d->is_signed = 1;
+		return NULL;
+	}
+}
+
+int shim_decom_format(const struct shim_decommission *d, char *out,
+		      size_t cap, size_t *len)
+{
+	char id_hex[2 * SHIM_P256_PUB_LEN + 1], when[32];
+	int n;
+
+	if (!id_ok(d->serial, strlen(d->serial)) ||
+	    !id_ok(d->shim_id, strlen(d->shim_id)) ||
+	    d->identity_pub[0] != 0x04 || !text_ok(d->op, strlen(d->op)) ||
+	    time_text(d->when, when) != 0) {
+		return SHIM_EINVAL;
+	}
+	shim_hex_encode(d->identity_pub, SHIM_P256_PUB_LEN, id_hex);
+	n = snprintf(out, cap,
+		     DECOM_MAGIC " 1\nserial %s\nshim_id %s\nidentity_pub %s\n"
+		     "decommissioned %s\noperator %s\nundelivered_events %llu\n"
+		     "undelivered_recordings %llu\n",
+		     d->serial, d->shim_id, id_hex, when, d->op,
+		     (unsigned long long)d->undelivered_events,
+		     (unsigned long long)d->undelivered_recordings);
+	if (n < 0 || (size_t)n >= cap || (size_t)n > SHIM_INV_MAX) {
+		return SHIM_ENOSPC;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+int shim_decom_parse(const char *buf, size_t len, struct shim_decommission *d,
+		     int *line, const char **why)
+{
+	const char *msg;
+	size_t signed_len;
+	int l;
+
+	memset(d, 0, sizeof(*d));
+	msg = kv_parse(buf, len, decom_keys,
+		       sizeof(decom_keys) / sizeof(decom_keys[0]), decom_field,
+		       d, &l, &signed_len);
+	if (msg != NULL) {
+		if (line != NULL) {
+			*line = l;
+		}
+		if (why != NULL) {
+			*why = msg;
+		}
+		memset(d, 0, sizeof(*d));
+		return SHIM_EINVAL;
+	}
+	shim_sha256((const uint8_t *)buf, signed_len, d->digest);
+	return 0;
+}
+
+int shim_decom_verify(const struct shim_decommission *d,
+		      const uint8_t pub[SHIM_P256_PUB_LEN])
+{
+	struct shim_p256_verifier *v;
+	int rc;
+
+	if (!d->is_signed || d->when == 0 ||
+	    !shim_ct_equal(d->identity_pub, pub, SHIM_P256_PUB_LEN)) {
+		return SHIM_ESIG;
+	}
+	v = shim_p256_verifier_new(pub);
+	if (v == NULL) {
+		return SHIM_ESIG;
+	}
+	rc = shim_p256_verifier_verify(v, d->digest, d->sig);
 	shim_p256_verifier_free(v);
 	return rc == 0 ? 0 : SHIM_ESIG;
 }

@@ -90,4 +90,42 @@ const char *shim_inv_build_name(enum shim_inv_build b);
 int shim_inv_id_ok(const char *s);
 int shim_inv_text_ok(const char *s);
 
+/*
+ * The decommission record: written by `shimctl decommission` and signed
+ * with the unit's identity key just before the key is destroyed, so the
+ * SOC can tell a unit that was retired from one that went silent. Same
+ * syntax as the inventory record:
+ *
+ *   shim-decommission 1
+ *   serial SN-0042                (from the unit's inventory record, or unknown)
+ *   shim_id pump-ward3-01
+ *   identity_pub 04...
+ *   decommissioned 2026-12-02T20:00:00Z
+ *   operator Jo Bloggs
+ *   undelivered_events 0          (abandoned with --abandon-undelivered)
+ *   undelivered_recordings 0
+ *   signature ...                 (the identity key's, r || s)
+ */
+struct shim_decommission {
+	char serial[SHIM_INV_ID_MAX + 1];
+	char shim_id[SHIM_INV_ID_MAX + 1];
+	uint8_t identity_pub[SHIM_P256_PUB_LEN];
+	int64_t when;
+	char op[SHIM_INV_TEXT_MAX + 1];
+	uint64_t undelivered_events;
+	uint64_t undelivered_recordings;
+	int is_signed;
+	uint8_t sig[SHIM_P256_SIG_LEN];
+	uint8_t digest[32];
+};
+
+int shim_decom_format(const struct shim_decommission *d, char *out,
+		      size_t cap, size_t *len);
+int shim_decom_parse(const char *buf, size_t len, struct shim_decommission *d,
+		     int *line, const char **why);
+/* 0 when d is signed by the identity it names and that identity is pub;
+ * SHIM_ESIG otherwise. */
+int shim_decom_verify(const struct shim_decommission *d,
+		      const uint8_t pub[SHIM_P256_PUB_LEN]);
+
 #endif

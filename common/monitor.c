@@ -13,6 +13,8 @@
  *   MISSING       no verified heartbeat for 3 periods (or never), and no
  *                 shutting_down since the last one.
  *   OFFLINE-EXPECTED  silent after a verified shutting_down.
+ *   DECOMMISSIONED    retired: a decommission record or event signed by
+ *                 the unit's identity; silence is expected from then on.
  *   OK            otherwise.
  * The first three alarms and REBOOTED are kept once raised (they are
  * events the SOC must look at); MISSING is recomputed at "now".
@@ -27,10 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "keys.h"
 #include "inventory.h"
 #include "p256key.h"
+#include "port_linux.h"
 #include "util.h"
 
 #define MISSING_PERIODS 3
@@ -49,6 +53,7 @@ struct entry {
 	uint64_t boot_count;
 	int expect_restart;     /* a verified shutting_down came last */
 	int offline_expected;
+	int64_t decommissioned; /* Unix s of a verified decommissioning, or 0 */
 	int64_t last_seen;
 	double period;
 	uint64_t heartbeats, bad_sigs, replays;
@@ -701,10 +706,31 @@ int shim_mon_load_records(struct shim_monitor *m, const char *dir,
 		}
 		{
 			struct entry *e = find(m, id);
+			struct shim_decommission dr;
+			char dpath[4096];
+			uint8_t *buf = NULL;
+			size_t blen = 0;
 
 			snprintf(e->serial, sizeof(e->serial), "%s", rec.serial);
 			snprintf(e->build, sizeof(e->build), "%s",
 				 shim_inv_build_name(rec.build));
+			/* A decommission record the unit signed. */
+			snprintf(dpath, sizeof(dpath), "%s/%s.decom", dir, id);
+			if (shim_read_file_opt(dpath, SHIM_INV_MAX, 0, &buf,
+					       &blen, NULL) == 0) {
+				if (shim_decom_parse((const char *)buf, blen, &dr,
+						     NULL, NULL) == 0 &&
+				    shim_decom_verify(&dr, rec.identity_pub) == 0 &&
+				    strcmp(dr.shim_id, id) == 0) {
+					e->decommissioned = dr.when;
+				} else if (err != NULL) {
+					fprintf(err, "%s: not a decommission record "
+						     "signed by this unit: "
+						     "ignored\n", dpath);
+					(*bad)++;
+				}
+				free(buf);
+			}
 		}
 		added++;
 	}
@@ -722,6 +748,7 @@ int shim_mon_is_signed(const struct shim_mon_line *l)
 	return strcmp(l->ev.name, "heartbeat") == 0 ||
 	       strcmp(l->ev.name, "shutting_down") == 0 ||
 	       strcmp(l->ev.name, "tamper_reset") == 0 ||
+	       strcmp(l->ev.name, "decommissioned") == 0 ||
 	       shim_event_get(&l->ev, "sig") != NULL;
 }
 
@@ -890,6 +917,12 @@ unsigned shim_mon_apply(struct shim_monitor *m, const struct shim_mon_line *l,
 	e->have_seq = 1;
 	e->last_seq = ev->seq;
 
+	if (strcmp(ev->name, "decommissioned") == 0) {
+		/* Signed by the unit just before its identity was destroyed. */
+		e->decommissioned = ev->wall_ns / 1000000000LL > 0 ?
+				    ev->wall_ns / 1000000000LL : 1;
+		return 0;
+	}
 	if (strcmp(ev->name, "tamper_reset") == 0) {
 		/* An authorised reset: the latch is clear again. */
 		e->alarms &= ~(unsigned)SHIM_MON_A_TAMPERED;
@@ -949,6 +982,8 @@ const char *shim_mon_verdict_name(enum shim_mon_verdict v)
 		return "OK";
 	case SHIM_MON_OFFLINE_EXPECTED:
 		return "OFFLINE-EXPECTED";
+	case SHIM_MON_DECOMMISSIONED:
+		return "DECOMMISSIONED";
 	case SHIM_MON_MISSING:
 		return "MISSING";
 	case SHIM_MON_REBOOTED:
@@ -990,7 +1025,7 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 	/* A heartbeat stamped far ahead of the monitor's clock would keep a
 	 * silent shim "alive" until then: it does not count. */
 	future = e->last_seen > now_s + FUTURE_SKEW;
-	if (!e->offline_expected && e->in_inventory &&
+	if (!e->offline_expected && !e->decommissioned && e->in_inventory &&
 	    (e->last_seen == 0 || future ||
 	     (double)(now_s - e->last_seen) > MISSING_PERIODS * e->period)) {
 		a |= SHIM_MON_A_MISSING;
@@ -1006,6 +1041,8 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 		r->verdict = SHIM_MON_REBOOTED;
 	} else if (a & SHIM_MON_A_MISSING) {
 		r->verdict = SHIM_MON_MISSING;
+	} else if (e->decommissioned) {
+		r->verdict = SHIM_MON_DECOMMISSIONED;
 	} else if (e->offline_expected) {
 		r->verdict = SHIM_MON_OFFLINE_EXPECTED;
 	} else {
@@ -1026,6 +1063,15 @@ void shim_mon_report(const struct shim_monitor *m, size_t i, int64_t now_s,
 				 "silent for %lld s (period %.0f s)",
 				 (long long)(now_s - e->last_seen), e->period);
 		}
+	} else if (e->decommissioned && e->alarms == 0) {
+		time_t t = (time_t)e->decommissioned;
+		struct tm tm;
+		char when[32] = "?";
+
+		if (gmtime_r(&t, &tm) != NULL) {
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+		snprintf(r->note, sizeof(r->note), "decommissioned %s", when);
 	} else if (e->offline_expected) {
 		snprintf(r->note, sizeof(r->note), "shut down gracefully");
 	}

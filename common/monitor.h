@@ -38,6 +38,7 @@ int shim_mon_parse_time(const char *s, size_t len, int64_t *out);
 enum shim_mon_verdict {
 	SHIM_MON_OK = 0,
 	SHIM_MON_OFFLINE_EXPECTED,
+	SHIM_MON_DECOMMISSIONED,
 	SHIM_MON_MISSING,
 	SHIM_MON_REBOOTED,
 	SHIM_MON_REPLAYED,

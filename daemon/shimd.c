@@ -1126,6 +1126,22 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		log_err("configuration names no serial endpoints");
 		return SHIM_EINVAL;
 	}
+	/* A decommissioned unit (shimctl decommission) stays stopped until
+	 * it is provisioned again. */
+	{
+		char *marker = shim_config_path(&d->cfg, "DECOMMISSIONED");
+		int gone = marker != NULL && access(marker, F_OK) == 0;
+
+		if (gone) {
+			log_err("this unit is decommissioned (%s): shimd does "
+				"not start until it is provisioned again "
+				"(shimctl provision)", marker);
+		}
+		free(marker);
+		if (gone) {
+			return SHIM_ESTATE;
+		}
+	}
 	rc = check_storage(d->cfg.storage_root);
 	if (rc < 0) {
 		return rc;

@@ -51,7 +51,8 @@ static int usage(void)
 
 static int is_alarm(enum shim_mon_verdict v)
 {
-	return v != SHIM_MON_OK && v != SHIM_MON_OFFLINE_EXPECTED;
+	return v != SHIM_MON_OK && v != SHIM_MON_OFFLINE_EXPECTED &&
+	       v != SHIM_MON_DECOMMISSIONED;
 }
 
 /* Reads up to BATCH complete lines; returns how many. A partial last

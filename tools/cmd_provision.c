@@ -24,7 +24,8 @@
  * options, so a later run can add --siem-cert once the CA has signed the
  * CSR). A unit provisioned as another serial or shim ID, or a
  * configuration not written by this command, is refused unless --force
- * is given; --force makes a new identity.
+ * is given; --force makes a new identity. Provisioning a decommissioned
+ * unit puts it back in service (the DECOMMISSIONED marker goes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -537,6 +538,16 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 			fprintf(stderr, "shimctl: %s: cannot write\n",
 				p->inventory);
 			goto out;
+		}
+	}
+	{
+		/* A decommissioned unit is in service again. */
+		char marker[PATH_MAX];
+
+		if (join(marker, sizeof(marker), OPT(p, O_STORAGE),
+			 "DECOMMISSIONED") == 0 && unlink(marker) == 0) {
+			printf("(the unit was decommissioned; it is in service "
+			       "again)\n");
 		}
 	}
 	printf("provisioned serial %s as %s%s\n"

@@ -36,6 +36,8 @@ static const struct {
 	  "firmware-config [CONFIG] [-o FILE] | firmware-config --show BLOB|-" },
 	{ "provision", cmd_provision_main,
 	  "provision --serial SN --shim-id ID --operator NAME [--storage DIR] [--recording-pub FILE] [--tamper-authority FILE] [--siem-host H --siem-ca F [--siem-cert F]] [--inventory-key KEY] [--force]" },
+	{ "decommission", cmd_decommission_main,
+	  "decommission [--yes] [--abandon-undelivered] [--operator NAME] [--timeout S] [--out FILE]" },
 	{ "inventory", cmd_inventory_main,
 	  "inventory keygen --out FILE | create --serial SN --operator NAME [...] | sign RECORD --key FILE | verify RECORD --authority PUB [--json]" },
 	{ "monitor", cmd_monitor_main,

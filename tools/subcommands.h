@@ -30,6 +30,7 @@ int shim_tool_inventory_fill(struct shim_inventory *r, const char *config_path,
 			     const char *op, const char *identity,
 			     const char *recpub, const char *binary);
 int cmd_provision_main(int argc, char **argv, const char *config_path);
+int cmd_decommission_main(int argc, char **argv, const char *config_path);
 /* Writes a CSR (CN = cn) signed by the key file to out (stdout when
  * NULL); the exit status. */
 int shim_tool_identity_csr(const char *key, const char *cn, const char *out);

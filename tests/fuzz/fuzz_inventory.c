@@ -1,5 +1,5 @@
 /*
- * Inventory record parser: any bytes parse or are refused with a line
+ * Inventory and decommission record parsers: any bytes parse or are refused with a line
  * number and a reason (leaving nothing behind); a record that parses is
  * exactly what the provisioning tool writes, so its signed part formats
  * back to the same bytes.
@@ -12,6 +12,28 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The decommission record, same syntax and the same promises. */
+static void decommission(const uint8_t *data, size_t size)
+{
+	static struct shim_decommission d;
+	static char again[SHIM_INV_MAX + 1];
+	const char *why = NULL;
+	size_t len = 0;
+	int line = 0;
+
+	if (shim_decom_parse((const char *)data, size, &d, &line, &why) != 0) {
+		if (why == NULL || line < 1 || d.when != 0 || d.is_signed) {
+			__builtin_trap();
+		}
+		return;
+	}
+	if (shim_decom_format(&d, again, sizeof(again), &len) != 0 ||
+	    len > size || memcmp(again, data, len) != 0 ||
+	    (!d.is_signed && len != size)) {
+		__builtin_trap();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct shim_inventory r;
@@ -20,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 	int line = 0;
 
+	decommission(data, size);
 	if (shim_inv_parse((const char *)data, size, &r, &line, &why) != 0) {
 		if (why == NULL || line < 1 || r.build != SHIM_INV_BUILD_UNKNOWN ||
 		    r.serial[0] != '\0' || r.is_signed) {

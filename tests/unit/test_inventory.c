@@ -253,6 +253,58 @@ static void test_malformed_names_the_line(void **state)
 	}
 }
 
+/* The decommission record: signed by the unit's identity (key b here),
+ * refused under any other key or when altered; malformed ones name the
+ * line. */
+static void test_decommission_record(void **state)
+{
+	struct shim_decommission d, got;
+	char buf[SHIM_INV_MAX + 1], hex[2 * SHIM_P256_SIG_LEN + 1];
+	uint8_t dg[32], sig[SHIM_P256_SIG_LEN];
+	const char *why;
+	size_t len;
+	int line;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(shim_decom_format(&d, buf, sizeof(buf), &len),
+			 SHIM_EINVAL);
+	assert_int_equal(shim_decom_verify(&d, pub_b), SHIM_ESIG);
+	strcpy(d.serial, "SN-0042");
+	strcpy(d.shim_id, "pump-ward3-01");
+	memcpy(d.identity_pub, pub_b, SHIM_P256_PUB_LEN);
+	d.when = 1795000000;
+	strcpy(d.op, "Jo Bloggs");
+	d.undelivered_events = 3;
+	d.undelivered_recordings = 0;
+	assert_int_equal(shim_decom_format(&d, buf, sizeof(buf), &len), 0);
+	shim_sha256((const uint8_t *)buf, len, dg);
+	assert_int_equal(shim_p256_sign_with(key_b, dg, sig), 0);
+	shim_hex_encode(sig, sizeof(sig), hex);
+	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "signature %s\n",
+				hex);
+	assert_int_equal(shim_decom_parse(buf, len, &got, NULL, NULL), 0);
+	assert_string_equal(got.shim_id, "pump-ward3-01");
+	assert_true(got.undelivered_events == 3);
+	assert_int_equal(shim_decom_verify(&got, pub_b), 0);
+	assert_int_equal(shim_decom_verify(&got, pub_a), SHIM_ESIG);
+	/* altered after signing */
+	*strstr(buf, "events 3") = 'E';
+	assert_int_equal(shim_decom_parse(buf, len, &got, &line, &why),
+			 SHIM_EINVAL);
+	assert_int_equal(line, 7);
+	*strstr(buf, "Events 3") = 'e';
+	*strstr(buf, "events 3") = 'e';
+	buf[strstr(buf, "events 3") - buf + 7] = '4';
+	assert_int_equal(shim_decom_parse(buf, len, &got, NULL, NULL), 0);
+	assert_int_equal(shim_decom_verify(&got, pub_b), SHIM_ESIG);
+	/* an inventory record is not a decommission record */
+	len = signed_record(key_a, pub_a, buf, sizeof(buf));
+	assert_int_equal(shim_decom_parse(buf, len, &got, &line, &why),
+			 SHIM_EINVAL);
+	assert_int_equal(line, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_every_signed_byte_counts),
 		cmocka_unit_test(test_unsigned_and_zero_value),
 		cmocka_unit_test(test_malformed_names_the_line),
+		cmocka_unit_test(test_decommission_record),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
