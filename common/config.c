@@ -785,9 +785,22 @@ static void ks_type(struct loader *ld, const char *key, yaml_node_t *v)
 static void ks_role(struct loader *ld, const char *key, yaml_node_t *v)
 {
 	static const char *const names[] = { "tamper", "power_fail",
-					     "reset_key", NULL };
+					     "reset_key",
+#ifdef SHIM_FACTORY_BUILD
+					     "factory_jumper",
+#endif
+					     NULL };
 	int i;
 
+#ifndef SHIM_FACTORY_BUILD
+	if (v->type == YAML_SCALAR_NODE &&
+	    strcmp((const char *)v->data.scalar.value, "factory_jumper") == 0) {
+		msg(ld, 0, line_of(v), "%s: 'factory_jumper' exists only in a "
+		    "factory build (cmake -DSHIM_FACTORY=ON); this is a "
+		    "deployed build, which has no such mode", key);
+		return;
+	}
+#endif
 	if (get_enum(ld, v, key, names, &i) == 0) {
 		cur_sensor->role = (enum shim_sensor_role)i;
 	}
@@ -890,6 +903,10 @@ static void k_sensors(struct loader *ld, const char *key, yaml_node_t *v)
 		if (sc->event == NULL) {
 			sc->event = strdup(sc->role == SHIM_ROLE_POWER_FAIL ? "power_fail" :
 					   sc->role == SHIM_ROLE_RESET_KEY ? "reset_key" :
+#ifdef SHIM_FACTORY_BUILD
+					   sc->role == SHIM_ROLE_FACTORY_JUMPER ?
+					   "factory_jumper" :
+#endif
 					   "case_opened");
 		}
 		if (sc->type == SHIM_SENSOR_FILE && sc->path == NULL) {

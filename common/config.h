@@ -50,7 +50,17 @@ enum shim_sensor_role {
 	SHIM_ROLE_TAMPER = 0,    /* trips the emergency stop */
 	SHIM_ROLE_POWER_FAIL,    /* graceful shutdown, not tamper */
 	SHIM_ROLE_RESET_KEY,     /* physical reset key, read at start */
+#ifdef SHIM_FACTORY_BUILD
+	SHIM_ROLE_FACTORY_JUMPER, /* factory build only: tamper not latched */
+#endif
 };
+
+/* What this binary is: "factory" (SHIM_FACTORY=ON) or "deployed". */
+#ifdef SHIM_FACTORY_BUILD
+#define SHIM_BUILD_KIND "factory"
+#else
+#define SHIM_BUILD_KIND "deployed"
+#endif
 
 struct shim_sensor_cfg {
 	enum shim_sensor_type type;

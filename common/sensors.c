@@ -568,6 +568,13 @@ int shim_sensors_reset_key_held(struct shim_sensors *ss)
 	return any_in(ss, SHIM_ROLE_RESET_KEY, RAW_ACTIVE);
 }
 
+#ifdef SHIM_FACTORY_BUILD
+int shim_sensors_factory_jumper(struct shim_sensors *ss)
+{
+	return any_in(ss, SHIM_ROLE_FACTORY_JUMPER, RAW_ACTIVE);
+}
+#endif
+
 int shim_sensors_any_fault(struct shim_sensors *ss)
 {
 	size_t i;

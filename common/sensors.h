@@ -72,6 +72,10 @@ int shim_sensors_any_tripped(struct shim_sensors *s);
 
 /* 1 when a reset_key sensor is active now (read it at start only). */
 int shim_sensors_reset_key_held(struct shim_sensors *s);
+#ifdef SHIM_FACTORY_BUILD
+/* Factory build only: 1 while a factory_jumper input reads active. */
+int shim_sensors_factory_jumper(struct shim_sensors *s);
+#endif
 
 /* 1 when any sensor is in fault now (tamper.on_sensor_fault decides). */
 int shim_sensors_any_fault(struct shim_sensors *s);

@@ -1142,6 +1142,10 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 			return SHIM_ESTATE;
 		}
 	}
+#ifdef SHIM_FACTORY_BUILD
+	log_warn("factory-test build: a factory_jumper input lets tamper "
+		 "sensors report without latching; not for deployed units");
+#endif
 	rc = check_storage(d->cfg.storage_root);
 	if (rc < 0) {
 		return rc;

@@ -55,6 +55,25 @@ static void power_fail(struct shimd *d, const struct shim_sensor_event *sev)
 	d->stop = 1;
 }
 
+#ifdef SHIM_FACTORY_BUILD
+/* Factory build, jumper in: the sensor is reported, nothing latches. */
+static void factory_report(struct shimd *d, const struct shim_sensor_event *sev)
+{
+	struct shim_event ev;
+
+	log_warn("factory-test mode: sensor %s tripped (%s): reported, not "
+		 "latched", sev->event, sev->detail);
+	if (shim_event_init(&ev, "tamper", SHIM_SEV_WARNING,
+			    shimd_wall_ns()) == 0 &&
+	    shim_event_add(&ev, "event", sev->event) == 0 &&
+	    shim_event_add(&ev, "detail", sev->detail) == 0 &&
+	    shim_event_add(&ev, "latched", "no") == 0 &&
+	    shim_event_add(&ev, "build", SHIM_BUILD_KIND) == 0) {
+		shimd_emit(d, &ev);
+	}
+}
+#endif
+
 static void handle_sensor(struct shimd *d, const struct shim_sensor_event *sev)
 {
 	struct shim_event ev;
@@ -62,6 +81,18 @@ static void handle_sensor(struct shimd *d, const struct shim_sensor_event *sev)
 
 	switch (sev->kind) {
 	case SHIM_SENSOR_EV_TRIPPED:
+#ifdef SHIM_FACTORY_BUILD
+		if (sev->role == SHIM_ROLE_TAMPER &&
+		    shim_sensors_factory_jumper(d->sensors)) {
+			factory_report(d, sev);
+			break;
+		}
+		if (sev->role == SHIM_ROLE_FACTORY_JUMPER) {
+			log_warn("factory-test mode: jumper in (%s): tamper "
+				 "sensors report without latching", sev->detail);
+			break;
+		}
+#endif
 		if (sev->role == SHIM_ROLE_TAMPER) {
 			shimd_emergency_stop(d, sev->event, sev->detail);
 		} else if (sev->role == SHIM_ROLE_POWER_FAIL) {
@@ -157,11 +188,16 @@ const char *shimd_latch_id(const struct shimd *d, char buf[SHIM_LATCH_ID_MAX])
 	return buf;
 }
 
+/* The latch and the build (deployed or factory), added before the
+ * heartbeat is signed. */
 static int add_latch(struct shimd *d, struct shim_event *ev)
 {
 	char lid[SHIM_LATCH_ID_MAX];
 
-	return shim_event_add(ev, "latch", shimd_latch_id(d, lid));
+	if (shim_event_add(ev, "latch", shimd_latch_id(d, lid)) != 0) {
+		return -1;
+	}
+	return shim_event_add(ev, "build", SHIM_BUILD_KIND);
 }
 
 void shimd_heartbeat_tick(struct shimd *d)
