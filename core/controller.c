@@ -462,8 +462,12 @@ static void start_session(struct shim_ctl *c, const struct shim_auth_result *res
 		 c->session_id);
 	rec_meta(c, "session_start", c->tech_id);
 	/* Whatever was typed before the success line (after the code, in
-	 * the same write) is not session input: it is dropped. */
+	 * the same write) is not session input: it is dropped. Device output
+	 * collected while nobody was authenticated is stale: dropped too,
+	 * and before the success line, never after it, since the device may
+	 * answer as soon as the technician sees it. */
 	c->io.flush_input(c->io.ctx, SHIM_SIDE_TECH);
+	c->io.flush_input(c->io.ctx, SHIM_SIDE_DEV);
 	shim_fmt(line, sizeof(line), "Authenticated as %s; session %s\r\n",
 		 c->tech_id, c->session_id);
 	says(c, line);
@@ -471,8 +475,6 @@ static void start_session(struct shim_ctl *c, const struct shim_auth_result *res
 	set_state(c, SHIM_SM_AUTH_OK, "code accepted");
 	arm(c, SHIM_DL_IDLE, c->cfg.idle_timeout_ms);
 	arm(c, SHIM_DL_MAX, c->cfg.max_duration_ms);
-	/* Device output collected while nobody was authenticated is stale. */
-	c->io.flush_input(c->io.ctx, SHIM_SIDE_DEV);
 }
 
 /* The session's own technician authenticated again within the reconnect

@@ -926,9 +926,31 @@ static void test_good_code_opens_session(void **state)
 	}
 	assert_string_equal(t->ops[i].detail, "alice@example.org");
 	assert_true(meta_index(t, from, "session_start") > i);
-	/* stale device output and the rest of the technician's read dropped */
+	/* stale device output and the rest of the technician's read dropped,
+	 * both before the success line is written: a device that answers
+	 * once the technician sees it must not lose its answer */
 	assert_int_equal(t->line[SHIM_SIDE_DEV].flush_in, 1);
 	assert_int_equal(t->line[SHIM_SIDE_TECH].flush_in, 2);
+	{
+		size_t k, flush_dev = 0, success = 0;
+		const char *want = "Authenticated as";
+
+		for (k = from; k < t->nops; k++) {
+			const struct op *o = &t->ops[k];
+
+			if (o->kind == OP_FLUSH_IN && o->side == SHIM_SIDE_DEV) {
+				flush_dev = k + 1;
+			}
+			if (o->kind == OP_WRITE && o->side == SHIM_SIDE_TECH &&
+			    success == 0 &&
+			    memmem(t->line[SHIM_SIDE_TECH].buf + o->off, o->len,
+				   want, strlen(want)) != NULL) {
+				success = k + 1;
+			}
+		}
+		assert_true(flush_dev > 0 && success > 0);
+		assert_true(flush_dev < success);
+	}
 
 	assert_int_equal(t->nev, 2);
 	ev = &t->ev[0];
