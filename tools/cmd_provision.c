@@ -316,6 +316,26 @@ static int check_earlier(const struct prov *p, int *same_identity)
 	return 0;
 }
 
+/* 1 when the record at path verifies under the key file's public key
+ * (a rerun then keeps it as it is). */
+static int signed_by(const char *path, const char *key)
+{
+	struct shim_inventory r;
+	uint8_t pub[SHIM_P256_PUB_LEN], *buf = NULL;
+	size_t len = 0;
+	int ok;
+
+	if (shim_keys_load_public(key, pub) != 0 ||
+	    shim_read_file_opt(path, SHIM_INV_MAX, SHIM_READ_NOFOLLOW, &buf,
+			       &len, NULL) != 0) {
+		return 0;
+	}
+	ok = shim_inv_parse((const char *)buf, len, &r, NULL, NULL) == 0 &&
+	     shim_inv_verify(&r, pub) == 0;
+	free(buf);
+	return ok;
+}
+
 static int parse(int argc, char **argv, struct prov *p)
 {
 	int c;
@@ -495,7 +515,8 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 			goto out;
 		}
 	}
-	if (!same || access(p->inventory, F_OK) != 0 || OPT(p, O_INVKEY)) {
+	if (!same || access(p->inventory, F_OK) != 0 ||
+	    (OPT(p, O_INVKEY) && !signed_by(p->inventory, OPT(p, O_INVKEY)))) {
 		if (shim_tool_inventory_fill(&rec, p->config, OPT(p, O_SERIAL),
 					     OPT(p, O_SHIM_ID),
 					     OPT(p, O_OPERATOR), p->identity,
