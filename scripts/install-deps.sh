@@ -14,6 +14,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libmbedtls-dev libyaml-dev libcmocka-dev libqrencode-dev libgpiod-dev libssl-dev
 oathtool faketime socat python3 rsyslog rsyslog-gnutls gnutls-bin openssl
 asciinema picocom tio procps zbar-tools strace
+libcurl4-openssl-dev nginx-light
 gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf
 picolibc-riscv64-unknown-elf qemu-system-arm"
 
