@@ -1029,7 +1029,6 @@ static void k_cu_url(struct loader *ld, const char *key, yaml_node_t *v)
 	if (get_str(ld, v, key, &CFG->custody_url) != 0) {
 		return;
 	}
-	CFG->custody_line = line_of(v);
 	if (strncmp(CFG->custody_url, "https://", 8) != 0) {
 		msg(ld, 0, line_of(v),
 		    "%s: '%s' must be an https:// URL (recordings go only over mutual TLS)",

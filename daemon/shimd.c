@@ -773,6 +773,38 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 	if (n < 0) {
 		return 0;
 	}
+	if ((size_t)n < cap) {
+		int m;
+
+		if (d->up != NULL) {
+			struct shim_uploader_status us;
+
+			shim_uploader_status(d->up, &us);
+			m = snprintf(buf + n, cap - (size_t)n,
+				     "upload_queue: %" PRIu64 " recordings, %" PRIu64
+				     " bytes\n"
+				     "upload_oldest: %s\n"
+				     "upload_delivered: %" PRIu64 "\n"
+				     "upload_link: %s%s%s\n",
+				     us.queue_count, us.queue_bytes,
+				     us.oldest[0] ? us.oldest : "-", us.delivered,
+				     us.link_ok ? "ok" : "failing",
+				     us.outage_alarm ? " (outage alarm)" : "",
+				     us.link_ok ? "" : "");
+			if (m > 0 && !us.link_ok && us.last_error[0] &&
+			    (size_t)(n + m) < cap) {
+				/* the reason on its own line */
+				m += snprintf(buf + n + m, cap - (size_t)(n + m),
+					      "upload_error: %s\n", us.last_error);
+			}
+		} else {
+			m = snprintf(buf + n, cap - (size_t)n,
+				     "upload_queue: off (no custody: section)\n");
+		}
+		if (m > 0) {
+			n += m;
+		}
+	}
 	return (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
