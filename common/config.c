@@ -1085,6 +1085,11 @@ static void k_cu_timeout(struct loader *ld, const char *key, yaml_node_t *v)
 	get_double(ld, v, key, 1, 3600, &CFG->custody_timeout_seconds);
 }
 
+static void k_cu_rate(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_uint(ld, v, key, 0, UINT64_MAX, 1, &CFG->custody_max_bytes_per_second);
+}
+
 static const struct keydef custody_keys[] = {
 	{ "url", k_cu_url },
 	{ "server_name", k_cu_server_name },
@@ -1095,6 +1100,7 @@ static const struct keydef custody_keys[] = {
 	{ "outage_alarm_seconds", k_cu_outage },
 	{ "retry_max_seconds", k_cu_retry },
 	{ "timeout_seconds", k_cu_timeout },
+	{ "max_bytes_per_second", k_cu_rate },
 	{ NULL, NULL },
 };
 

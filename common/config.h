@@ -139,6 +139,7 @@ struct shim_config {
 	double custody_outage_alarm_seconds;
 	double custody_retry_max_seconds; /* back-off ceiling */
 	double custody_timeout_seconds;   /* one request's stall limit */
+	uint64_t custody_max_bytes_per_second; /* 0 = no limit */
 	int custody_line;           /* line of the section, for messages */
 
 	/* admin: */

@@ -127,6 +127,7 @@ int shim_custody_target_from_config(struct shim_custody_target *t,
 	t->client_key = cfg->custody_client_key;
 	t->shim_id = cfg->shim_id;
 	t->timeout_s = (long)(cfg->custody_timeout_seconds + 0.5);
+	t->max_bytes_per_second = cfg->custody_max_bytes_per_second;
 	if (t->timeout_s < 1) {
 		t->timeout_s = 1;
 	}
@@ -492,6 +493,10 @@ static int deliver(const struct shim_custody_target *t, int fd,
 	curl_easy_setopt(q.h, CURLOPT_READFUNCTION, read_cb);
 	curl_easy_setopt(q.h, CURLOPT_READDATA, &q);
 	curl_easy_setopt(q.h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	if (t->max_bytes_per_second > 0) {
+		curl_easy_setopt(q.h, CURLOPT_MAX_SEND_SPEED_LARGE,
+				 (curl_off_t)t->max_bytes_per_second);
+	}
 	rc = req_run(&q, "PUT", res);
 	q.fd = -1;
 	req_free(&q);
@@ -631,6 +636,7 @@ struct item {
 	char name[SHIM_SESSION_ID_MAX + 8]; /* "<id>.rec" */
 	char id[SHIM_SESSION_ID_MAX];
 	uint64_t size;
+	int64_t mtime_ns;   /* sealed at */
 };
 
 struct shim_uploader {
@@ -672,10 +678,20 @@ static int rec_name_id(const char *name, char out[SHIM_SESSION_ID_MAX])
 	return 1;
 }
 
+/* Oldest first: the start second in the ID, then the time sealed (IDs
+ * of one second differ only in their random part). */
 static int item_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct item *)a)->id,
-		      ((const struct item *)b)->id);
+	const struct item *x = a, *y = b;
+	int c = strncmp(x->id, y->id, 16);
+
+	if (c != 0) {
+		return c;
+	}
+	if (x->mtime_ns != y->mtime_ns) {
+		return x->mtime_ns < y->mtime_ns ? -1 : 1;
+	}
+	return strcmp(x->id, y->id);
 }
 
 /* The sealed recordings, oldest first (IDs start with their UTC time). */
@@ -711,6 +727,8 @@ static int scan(struct shim_uploader *u, struct item **out, size_t *n)
 		snprintf(v[cnt].name, sizeof(v[cnt].name), "%s", de->d_name);
 		snprintf(v[cnt].id, sizeof(v[cnt].id), "%s", id);
 		v[cnt].size = (uint64_t)st.st_size;
+		v[cnt].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
+				  st.st_mtim.tv_nsec;
 		cnt++;
 	}
 	closedir(d);

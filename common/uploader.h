@@ -31,6 +31,7 @@ struct shim_custody_target {
 	const char *shim_id;      /* the shim's directory in the store */
 	long timeout_s;           /* connect, and a stalled transfer */
 	const int *cancel;        /* non-zero (read atomically): stop now */
+	uint64_t max_bytes_per_second; /* PUT rate limit; 0 = none */
 };
 
 struct shim_custody_result {

@@ -523,7 +523,9 @@ def test_kill9_mid_upload(d, pki):
     """shimd killed while a large recording is on its way: after the
     restart the upload completes, once, byte-identical."""
     ng = Nginx(d, pki)
-    s = make_shim(pki, ng.port, keep=1)
+    # 1 MiB/s: the 6 MiB upload takes seconds, time to kill it
+    s = make_shim(pki, ng.port, keep=1,
+                  extra="  max_bytes_per_second: 1M\n")
     try:
         s.start()
         dev = s.connect_dev()
@@ -550,11 +552,12 @@ def test_kill9_mid_upload(d, pki):
             for f in os.listdir(tmp):
                 if os.path.getsize(os.path.join(tmp, f)) > 0:
                     return True
-            return bool(ng.stored())
+            return False
         s.wait_log("custody: sealed recordings go to", 10)
         wait(partial, 60, "upload in flight")
         s.proc.kill()
         s.proc.wait(10)
+        assert ng.stored() == [], "killed too late: already stored"
         assert not events(s, "recording_uploaded")
         s.start()
         ev = s.wait_event("recording_uploaded", 90, session=sid)
