@@ -60,14 +60,7 @@ def main():
         dev = s.connect_dev()
         t = s.connect_tech()
         st.safe_epoch()
-        sid = s.login(t, tid="t00@example.org")
-        chunk = bytes(range(256)) * 16
-        for _ in range(UPLOAD_MB * 1024 * 1024 // len(chunk)):
-            dev.write(chunk, timeout=60)
-            t.read_exact(len(chunk), 60)
-        s.ctl("end-session", check=True)
-        st.ended(t, 30)
-        s.footer_reason(sid, 30)
+        sid = tc.big_session(s, t, dev, "t00@example.org", UPLOAD_MB)
         t.close()
         dev.close()
         s.stop()

@@ -886,13 +886,28 @@ static int pass(struct shim_uploader *u)
 			e.size = res.size;
 			memcpy(e.sha256, res.sha256, 65);
 			e.delivered_s = shim_linux_wall_ns() / 1000000000LL;
-			pthread_mutex_lock(&u->mu);
-			rc = shim_upload_state_put(&u->st, &e);
-			if (rc == 0) {
-				rc = shim_upload_state_save(&u->st, u->state_path);
-				if (rc != 0) {
-					shim_upload_state_remove(&u->st, e.session_id);
+			/* the file is written outside the lock: status and the
+			 * recorder's questions never wait for an fsync */
+			{
+				char *txt = NULL;
+				size_t tlen = 0;
+
+				pthread_mutex_lock(&u->mu);
+				rc = shim_upload_state_put(&u->st, &e);
+				if (rc == 0) {
+					rc = shim_upload_state_format(&u->st, &txt, &tlen);
 				}
+				pthread_mutex_unlock(&u->mu);
+				if (rc == 0) {
+					rc = shim_write_file_atomic(u->state_path,
+								    (const uint8_t *)txt,
+								    tlen, 0600);
+				}
+				free(txt);
+			}
+			pthread_mutex_lock(&u->mu);
+			if (rc != 0) {
+				shim_upload_state_remove(&u->st, e.session_id);
 			}
 			if (rc == 0) {
 				u->stat.delivered++;

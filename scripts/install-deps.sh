@@ -29,7 +29,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt
 libmbedtls-dev:arm64 libyaml-dev:arm64 libcmocka-dev:arm64 libqrencode-dev:arm64
-libgpiod-dev:arm64 libssl-dev:arm64"
+libgpiod-dev:arm64 libssl-dev:arm64 libcurl4-openssl-dev:arm64"
 
 missing=""
 for p in $PKGS $FW_PKGS; do

@@ -320,6 +320,35 @@ def session(s, t, dev, tid, payload=b"hello pump\r"):
     return sid
 
 
+def big_session(s, t, dev, tid, mb):
+    """A session with mb MiB of device output, drained from the
+    technician's end by a thread while it is written; returns its ID once
+    sealed. (The end of the output may still sit in shimd when the admin
+    ends the session: only the recording's size matters here.)"""
+    sid = s.login(t, tid=tid)
+    stop = []
+
+    def drain():
+        while not stop:
+            try:
+                t._fill(0.1)
+            except EOFError:
+                return
+            t.buf = b""
+    th = threading.Thread(target=drain, daemon=True)
+    th.start()
+    chunk = bytes(range(256)) * 16
+    for _ in range(mb * 1024 * 1024 // len(chunk)):
+        dev.write(chunk, timeout=60)
+    time.sleep(0.5)
+    stop.append(1)
+    th.join(5)
+    s.ctl("end-session", check=True)
+    st.ended(t, 30)
+    s.footer_reason(sid, 30)
+    return sid
+
+
 def local(s, sid):
     return os.path.join(s.storage, "sessions", sid + ".rec")
 
@@ -532,16 +561,7 @@ def test_kill9_mid_upload(d, pki):
         t = s.connect_tech()
         st.safe_epoch()
         # a recording of some megabytes (device output is cheap)
-        sid = s.login(t, tid="t00@example.org")
-        chunk = bytes(range(256)) * 64
-        sent = 0
-        while sent < 6 * 1024 * 1024:
-            dev.write(chunk)
-            sent += len(chunk)
-            t.read_exact(len(chunk), 30)
-        s.ctl("end-session", check=True)
-        st.ended(t, 20)
-        s.footer_reason(sid, 20)
+        sid = big_session(s, t, dev, "t00@example.org", 6)
         t.close()
         size = os.path.getsize(local(s, sid))
         ng.start()
