@@ -724,7 +724,8 @@ static int scan(struct shim_uploader *u, struct item **out, size_t *n)
 			}
 			v = nv;
 		}
-		snprintf(v[cnt].name, sizeof(v[cnt].name), "%s", de->d_name);
+		/* rec_name_id() bounds it: "<id>.rec", id < SHIM_SESSION_ID_MAX */
+		memcpy(v[cnt].name, de->d_name, strlen(de->d_name) + 1);
 		snprintf(v[cnt].id, sizeof(v[cnt].id), "%s", id);
 		v[cnt].size = (uint64_t)st.st_size;
 		v[cnt].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
@@ -824,6 +825,46 @@ static void remove_local(struct shim_uploader *u, const struct item *it,
 	}
 }
 
+static int cstr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Entries of recordings no longer on the shim (their local copy went)
+ * leave the state; it is written with the next delivery. Only marks of
+ * files that are gone are dropped, so nothing here makes a recording
+ * deletable. */
+static void forget_gone(struct shim_uploader *u, const struct item *v,
+			size_t n)
+{
+	const char **ids = NULL;
+	size_t i = 0;
+
+	if (n > 0) {
+		ids = malloc(n * sizeof(*ids));
+		if (ids == NULL) {
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			ids[i] = v[i].id;
+		}
+		qsort(ids, n, sizeof(*ids), cstr_cmp);
+	}
+	pthread_mutex_lock(&u->mu);
+	i = 0;
+	while (i < u->st.n) {
+		const char *key = u->st.e[i].session_id;
+
+		if (n == 0 || bsearch(&key, ids, n, sizeof(*ids), cstr_cmp) == NULL) {
+			shim_upload_state_remove(&u->st, key);
+			continue; /* the last entry moved into slot i */
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&u->mu);
+	free(ids);
+}
+
 /* One pass: everything undelivered, oldest first, then local deletions.
  * Returns the number of failed attempts. */
 static int pass(struct shim_uploader *u)
@@ -838,6 +879,7 @@ static int pass(struct shim_uploader *u)
 	if (scan(u, &v, &n) != 0) {
 		return 0;
 	}
+	forget_gone(u, v, n);
 	pthread_mutex_lock(&u->mu);
 	trusted = u->trusted_s;
 	u->stat.queue_count = 0;
