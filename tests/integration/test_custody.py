@@ -311,8 +311,12 @@ def session(s, t, dev, tid, payload=b"hello pump\r"):
     """One authenticated session with some traffic, ended by the admin;
     returns its ID once sealed."""
     sid = s.login(t, tid=tid)
-    t.write(payload)
-    dev.read_exact(len(payload), 10)
+    # in small pieces, each read before the next (a single large write
+    # can meet the relay stall noted in big_session)
+    for i in range(0, len(payload), 256):
+        piece = payload[i:i + 256]
+        t.write(piece)
+        dev.read_exact(len(piece), 20)
     s.ctl("end-session", check=True)
     st.ended(t, 10)
     t.read_until(st.PROMPT, 10)
