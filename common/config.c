@@ -1038,6 +1038,89 @@ static const struct keydef siem_keys[] = {
 	{ NULL, NULL },
 };
 
+/* custody: */
+static void k_cu_url(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	const char *h;
+
+	if (get_str(ld, v, key, &CFG->custody_url) != 0) {
+		return;
+	}
+	if (strncmp(CFG->custody_url, "https://", 8) != 0) {
+		msg(ld, 0, line_of(v),
+		    "%s: '%s' must be an https:// URL (recordings go only over mutual TLS)",
+		    key, CFG->custody_url);
+		return;
+	}
+	h = CFG->custody_url + 8;
+	if (*h == '\0' || *h == '/' || *h == ':' ||
+	    strpbrk(CFG->custody_url, " ?#@\"'\\") != NULL) {
+		msg(ld, 0, line_of(v),
+		    "%s: '%s' needs a host and may not hold a query, fragment, user or quotes",
+		    key, CFG->custody_url);
+	}
+}
+
+static void k_cu_server_name(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->custody_server_name);
+}
+
+static void k_cu_ca(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->custody_ca);
+}
+
+static void k_cu_cert(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->custody_client_cert);
+}
+
+static void k_cu_key(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->custody_client_key);
+}
+
+static void k_cu_keep(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_u32(ld, v, key, 0, 36500, &CFG->custody_keep_local_days);
+}
+
+static void k_cu_outage(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_double(ld, v, key, 1, 30 * 86400,
+		   &CFG->custody_outage_alarm_seconds);
+}
+
+static void k_cu_retry(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_double(ld, v, key, 1, 86400, &CFG->custody_retry_max_seconds);
+}
+
+static void k_cu_timeout(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_double(ld, v, key, 1, 3600, &CFG->custody_timeout_seconds);
+}
+
+static void k_cu_rate(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_uint(ld, v, key, 0, UINT64_MAX, 1, &CFG->custody_max_bytes_per_second);
+}
+
+static const struct keydef custody_keys[] = {
+	{ "url", k_cu_url },
+	{ "server_name", k_cu_server_name },
+	{ "ca", k_cu_ca },
+	{ "client_cert", k_cu_cert },
+	{ "client_key", k_cu_key },
+	{ "keep_local_days", k_cu_keep },
+	{ "outage_alarm_seconds", k_cu_outage },
+	{ "retry_max_seconds", k_cu_retry },
+	{ "timeout_seconds", k_cu_timeout },
+	{ "max_bytes_per_second", k_cu_rate },
+	{ NULL, NULL },
+};
+
 static void k_socket(struct loader *ld, const char *key, yaml_node_t *v)
 {
 	get_str(ld, v, key, &CFG->admin_socket);
@@ -1283,6 +1366,12 @@ static void k_siem(struct loader *ld, const char *key, yaml_node_t *v)
 	walk(ld, v, key, siem_keys);
 }
 
+static void k_custody(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	CFG->custody_line = line_of(v);
+	walk(ld, v, key, custody_keys);
+}
+
 static void k_admin(struct loader *ld, const char *key, yaml_node_t *v)
 {
 	walk(ld, v, key, admin_keys);
@@ -1298,6 +1387,7 @@ static const struct keydef top_keys[] = {
 	{ "clock", k_clock },
 	{ "tamper", k_tamper },
 	{ "siem", k_siem },
+	{ "custody", k_custody },
 	{ "admin", k_admin },
 	{ "technicians", k_technicians },
 	{ "technicians_file", k_techs_file },
@@ -1334,6 +1424,10 @@ void shim_config_defaults(struct shim_config *cfg)
 	cfg->siem_outage_alarm_seconds = 900;
 	cfg->siem_spool_max_bytes = 64ull * 1024 * 1024;
 	cfg->audit_log_max_bytes = 16ull * 1024 * 1024;
+	cfg->custody_keep_local_days = 7;
+	cfg->custody_outage_alarm_seconds = 900;
+	cfg->custody_retry_max_seconds = 300;
+	cfg->custody_timeout_seconds = 60;
 }
 
 static int load_doc(struct loader *ld, const char *buf, size_t len,
@@ -1404,6 +1498,47 @@ static char *resolve_relative(const char *base_file, const char *path)
 	return out;
 }
 
+/* custody: the section is all or nothing; the client identity defaults
+ * to the SIEM's (the shim's one certificate). */
+static void finish_custody(struct loader *ld)
+{
+	struct shim_config *cfg = CFG;
+	int line = cfg->custody_line;
+	const char *h, *e;
+
+	if (line == 0) {
+		return;
+	}
+	if (cfg->custody_url == NULL) {
+		msg(ld, 0, line, "custody: needs 'custody.url'");
+		return;
+	}
+	if (cfg->custody_ca == NULL) {
+		msg(ld, 0, line, "custody: needs 'custody.ca' (the store's CA)");
+	}
+	if (cfg->custody_client_cert == NULL && cfg->siem_client_cert != NULL) {
+		cfg->custody_client_cert = strdup(cfg->siem_client_cert);
+	}
+	if (cfg->custody_client_key == NULL && cfg->siem_client_key != NULL) {
+		cfg->custody_client_key = strdup(cfg->siem_client_key);
+	}
+	if (cfg->custody_client_cert == NULL || cfg->custody_client_key == NULL) {
+		msg(ld, 0, line,
+		    "custody: needs 'custody.client_cert' and 'custody.client_key' (mutual TLS; default: the siem's)");
+	}
+	if (cfg->custody_server_name == NULL &&
+	    strncmp(cfg->custody_url, "https://", 8) == 0) {
+		h = cfg->custody_url + 8;
+		if (*h == '[') {
+			e = strchr(h, ']');
+			e = e != NULL ? e + 1 : h + strlen(h);
+		} else {
+			e = h + strcspn(h, ":/");
+		}
+		cfg->custody_server_name = strndup(h, (size_t)(e - h));
+	}
+}
+
 static void finish(struct loader *ld)
 {
 	struct shim_config *cfg = CFG;
@@ -1447,6 +1582,7 @@ static void finish(struct loader *ld)
 	if (cfg->siem_server_name == NULL && cfg->siem_host != NULL) {
 		cfg->siem_server_name = strdup(cfg->siem_host);
 	}
+	finish_custody(ld);
 	if (cfg->issuer == NULL) {
 		cfg->issuer = strdup("Shim");
 	}
@@ -1704,6 +1840,11 @@ void shim_config_free(struct shim_config *cfg)
 	free(cfg->siem_ca);
 	free(cfg->siem_client_cert);
 	free(cfg->siem_client_key);
+	free(cfg->custody_url);
+	free(cfg->custody_server_name);
+	free(cfg->custody_ca);
+	free(cfg->custody_client_cert);
+	free(cfg->custody_client_key);
 	free(cfg->admin_socket);
 	free(cfg->audit_log);
 	free(cfg->technicians_file);

@@ -138,6 +138,20 @@ struct shim_config {
 	double siem_outage_alarm_seconds;
 	uint64_t siem_spool_max_bytes;
 
+	/* custody: (central recording store; docs/custody.md) */
+	char *custody_url;          /* https://host[:port]/base; NULL = none */
+	char *custody_server_name;  /* name checked in the server cert
+				     * (default: the URL's host) */
+	char *custody_ca;
+	char *custody_client_cert;  /* default: siem.client_cert */
+	char *custody_client_key;   /* default: siem.client_key */
+	uint32_t custody_keep_local_days; /* after delivery */
+	double custody_outage_alarm_seconds;
+	double custody_retry_max_seconds; /* back-off ceiling */
+	double custody_timeout_seconds;   /* one request's stall limit */
+	uint64_t custody_max_bytes_per_second; /* 0 = no limit */
+	int custody_line;           /* line of the section, for messages */
+
 	/* admin: */
 	char *admin_socket;         /* default <storage_root>/shimd.sock */
 	char *audit_log;            /* default <storage_root>/audit.jsonl */

@@ -134,6 +134,8 @@ struct shim_recorder {
 	int64_t prune_asked_s; /* trusted time of the last such request */
 	void (*on_deleted)(void *arg, const char *name, int64_t started_s);
 	void *deleted_arg;
+	int (*may_delete)(void *arg, const char *name);
+	void *may_delete_arg;
 	pthread_mutex_t prune_mu; /* one pruning pass at a time */
 };
 
@@ -253,6 +255,8 @@ static void prune(struct shim_recorder *r)
 	int64_t now;
 	void (*cb)(void *, const char *, int64_t);
 	void *cb_arg;
+	int (*may)(void *, const char *);
+	void *may_arg;
 	DIR *d;
 	struct dirent *de;
 
@@ -264,6 +268,8 @@ static void prune(struct shim_recorder *r)
 	now = r->trusted_s;
 	cb = r->on_deleted;
 	cb_arg = r->deleted_arg;
+	may = r->may_delete;
+	may_arg = r->may_delete_arg;
 	pthread_mutex_unlock(&r->mu);
 	if (now <= 0) {
 		pthread_mutex_unlock(&r->prune_mu);
@@ -282,6 +288,10 @@ static void prune(struct shim_recorder *r)
 		 * them; never a session still open */
 		if (has_suffix(de->d_name, ".part") ||
 		    id_time(de->d_name, &t) != 0 || now - t <= keep) {
+			continue;
+		}
+		/* central custody: never a recording not yet delivered */
+		if (may != NULL && !may(may_arg, de->d_name)) {
 			continue;
 		}
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
@@ -1186,6 +1196,52 @@ void shim_recorder_set_on_deleted(struct shim_recorder *r,
 	r->on_deleted = fn;
 	r->deleted_arg = arg;
 	pthread_mutex_unlock(&r->mu);
+}
+
+void shim_recorder_set_may_delete(struct shim_recorder *r,
+				  int (*fn)(void *arg, const char *name),
+				  void *arg)
+{
+	if (r == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->may_delete = fn;
+	r->may_delete_arg = arg;
+	pthread_mutex_unlock(&r->mu);
+}
+
+int shim_recorder_remove(struct shim_recorder *r, const char *name)
+{
+	struct stat st;
+	DIR *d;
+	int rc = 0;
+
+	if (r == NULL || name[0] == '.' || strchr(name, '/') != NULL ||
+	    !has_suffix(name, ".rec")) {
+		return SHIM_EINVAL;
+	}
+	pthread_mutex_lock(&r->prune_mu);
+	d = opendir(r->sessions_dir);
+	if (d == NULL) {
+		rc = shim_err_from_errno(errno);
+	} else if ((errno = 0, fstatat(dirfd(d), name, &st,
+					 AT_SYMLINK_NOFOLLOW)) != 0 ||
+		   !S_ISREG(st.st_mode) || unlinkat(dirfd(d), name, 0) != 0) {
+		rc = errno != 0 ? shim_err_from_errno(errno) : SHIM_EINVAL;
+	} else {
+		(void)fsync(dirfd(d));
+		pthread_mutex_lock(&r->mu);
+		r->storage_used -= r->storage_used >= (uint64_t)st.st_size
+					   ? (uint64_t)st.st_size
+					   : r->storage_used;
+		pthread_mutex_unlock(&r->mu);
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+	pthread_mutex_unlock(&r->prune_mu);
+	return rc;
 }
 
 /* The free space no session may start below. */

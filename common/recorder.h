@@ -57,6 +57,17 @@ void shim_recorder_set_on_deleted(struct shim_recorder *r,
 					     int64_t started_s),
 				  void *arg);
 
+/* fn (may be NULL) is asked before retention or the storage budget
+ * deletes a file (name as above): 0 keeps it (central custody: a
+ * recording not yet delivered). Same threads and rules as on_deleted. */
+void shim_recorder_set_may_delete(struct shim_recorder *r,
+				  int (*fn)(void *arg, const char *name),
+				  void *arg);
+
+/* Deletes the sealed recording name ("<id>.rec") and takes it off the
+ * storage used (a delivered recording's local copy). */
+int shim_recorder_remove(struct shim_recorder *r, const char *name);
+
 /* SHIM_OK when a new session may start; SHIM_ENOSPC when the storage
  * budget (max_bytes, and the free-space reserve: storage.min_free_bytes,
  * or by default 64 MiB + 1/20 of the filesystem (at most 1 GiB), and at

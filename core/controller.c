@@ -545,7 +545,10 @@ static int session_refused(struct shim_ctl *c, const char *who, int storage)
 			shim_strerror(rc));
 		emit_simple(c, "storage_low", SHIM_SEV_ERR, "reason",
 			    shim_strerror(rc));
-		refuse_line(c, "Auth fail: recording storage full\r\n");
+		refuse_line(c, rc == SHIM_EUNDELIVERED ?
+			    "Auth fail: recording storage full, recordings "
+			    "not yet delivered to central custody\r\n" :
+			    "Auth fail: recording storage full\r\n");
 		return 1;
 	}
 	return 0;

@@ -28,7 +28,8 @@
 	XX(ECHAIN, 17, "record chain is broken")                             \
 	XX(EDISCONN, 18, "peer disconnected")                                \
 	XX(ETIMEDOUT, 19, "timed out")                                       \
-	XX(EINTERNAL, 20, "internal error")
+	XX(EINTERNAL, 20, "internal error")                                  \
+	XX(EUNDELIVERED, 21, "storage full of recordings not yet delivered")
 
 enum shim_err {
 	SHIM_OK = 0,

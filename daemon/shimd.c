@@ -229,8 +229,21 @@ static int io_dev_reset(void *ctx, int begin, const char **how)
 static int rec_can_start(void *ctx)
 {
 	struct shimd *d = ctx;
+	struct shim_uploader_status us;
+	int rc = shim_recorder_can_start(d->rec);
 
-	return shim_recorder_can_start(d->rec);
+	/* full because recordings wait for central custody: say so */
+	if (rc == SHIM_ENOSPC && d->up != NULL) {
+		shim_uploader_status(d->up, &us);
+		if (us.queue_count > 0) {
+			log_err("storage full: %" PRIu64 " recordings (%" PRIu64
+				" bytes) not yet delivered to central custody "
+				"are kept: %s", us.queue_count, us.queue_bytes,
+				us.last_error[0] ? us.last_error : "waiting");
+			rc = SHIM_EUNDELIVERED;
+		}
+	}
+	return rc;
 }
 
 static int rec_begin(void *ctx, const char *tech,
@@ -260,8 +273,10 @@ static int rec_meta(void *ctx, const char *name, const char *detail,
 static int rec_end(void *ctx, const char *reason, int64_t wall, int64_t mono)
 {
 	struct shimd *d = ctx;
+	int rc = shim_recorder_end(d->rec, reason, wall, mono);
 
-	return shim_recorder_end(d->rec, reason, wall, mono);
+	shim_uploader_kick(d->up); /* sealed: off to central custody */
+	return rc;
 }
 
 static void rec_trusted_time(void *ctx, int64_t now)
@@ -271,6 +286,7 @@ static void rec_trusted_time(void *ctx, int64_t now)
 	if (d->rec != NULL) {
 		shim_recorder_set_trusted_time(d->rec, now);
 	}
+	shim_uploader_set_trusted_time(d->up, now);
 }
 
 static void hook_log(void *ctx, enum shim_log_level level, const char *line)
@@ -757,6 +773,38 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 	if (n < 0) {
 		return 0;
 	}
+	if ((size_t)n < cap) {
+		int m;
+
+		if (d->up != NULL) {
+			struct shim_uploader_status us;
+
+			shim_uploader_status(d->up, &us);
+			m = snprintf(buf + n, cap - (size_t)n,
+				     "upload_queue: %" PRIu64 " recordings, %" PRIu64
+				     " bytes\n"
+				     "upload_oldest: %s\n"
+				     "upload_delivered: %" PRIu64 "\n"
+				     "upload_link: %s%s%s\n",
+				     us.queue_count, us.queue_bytes,
+				     us.oldest[0] ? us.oldest : "-", us.delivered,
+				     us.link_ok ? "ok" : "failing",
+				     us.outage_alarm ? " (outage alarm)" : "",
+				     us.link_ok ? "" : "");
+			if (m > 0 && !us.link_ok && us.last_error[0] &&
+			    (size_t)(n + m) < cap) {
+				/* the reason on its own line */
+				m += snprintf(buf + n + m, cap - (size_t)(n + m),
+					      "upload_error: %s\n", us.last_error);
+			}
+		} else {
+			m = snprintf(buf + n, cap - (size_t)n,
+				     "upload_queue: off (no custody: section)\n");
+		}
+		if (m > 0) {
+			n += m;
+		}
+	}
 	return (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
@@ -1070,6 +1118,26 @@ static void on_rec_deleted(void *arg, const char *name, int64_t started_s)
 	}
 }
 
+/* Central custody (common/uploader.c, its thread). */
+static void up_emit(void *arg, struct shim_event *ev)
+{
+	shimd_emit(arg, ev);
+}
+
+static int up_remove(void *arg, const char *name)
+{
+	struct shimd *d = arg;
+
+	return shim_recorder_remove(d->rec, name);
+}
+
+static int up_may_delete(void *arg, const char *name)
+{
+	struct shimd *d = arg;
+
+	return shim_uploader_may_delete(d->up, name);
+}
+
 static int check_storage(const char *root)
 {
 	char why[640], prefix[4096], probe[4096];
@@ -1267,6 +1335,24 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		return rc;
 	}
 	shim_recorder_set_on_deleted(d->rec, on_rec_deleted, d);
+	if (d->cfg.custody_url != NULL) {
+		struct shim_uploader_ops uops = {
+			.emit = up_emit,
+			.remove = up_remove,
+			.arg = d,
+		};
+
+		rc = shim_uploader_open(&d->up, &d->cfg, &uops);
+		if (rc < 0) {
+			log_err("custody uploader: %s", shim_strerror(rc));
+			return rc;
+		}
+		/* before any trusted time reaches the recorder: retention
+		 * and the budget never delete an undelivered recording */
+		shim_recorder_set_may_delete(d->rec, up_may_delete, d);
+		log_info("custody: sealed recordings go to %s/%s/",
+			 d->cfg.custody_url, d->cfg.shim_id);
+	}
 	rc = ctl_start(d);
 	if (rc < 0) {
 		log_err("session controller: %s", shim_strerror(rc));
@@ -1353,10 +1439,15 @@ void shimd_fini(struct shimd *d)
 
 	shimd_admin_close(d);
 	shimd_tamper_fini(d);
+	/* the uploader's thread first (it deletes through the recorder);
+	 * its state answers the recorder's questions until both are gone */
+	shim_uploader_stop(d->up);
 	if (d->rec != NULL) {
 		shim_recorder_close(d->rec, "shutdown");
-		d->rec = NULL;
 	}
+	shim_uploader_close(d->up);
+	d->up = NULL;
+	d->rec = NULL;
 	shim_serial_close(&d->tech);
 	shim_serial_close(&d->dev);
 	if (d->evlog != NULL) {

@@ -22,6 +22,7 @@
 #include "serial.h"
 #include "session.h"
 #include "tamper.h"
+#include "uploader.h"
 
 #define SHIMD_ADMIN_CLIENTS 4
 #define SHIMD_ADMIN_LINE 2048
@@ -77,6 +78,7 @@ struct shimd {
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;
 	struct shim_recorder *rec;
+	struct shim_uploader *up; /* NULL without custody: */
 	struct shim_eventlog *evlog;
 
 	struct shim_serial tech;

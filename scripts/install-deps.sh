@@ -14,6 +14,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libmbedtls-dev libyaml-dev libcmocka-dev libqrencode-dev libgpiod-dev libssl-dev
 oathtool faketime socat python3 rsyslog rsyslog-gnutls gnutls-bin openssl
 asciinema picocom tio procps zbar-tools strace
+libcurl4-openssl-dev nginx-light
 gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf
 picolibc-riscv64-unknown-elf qemu-system-arm"
 
@@ -28,7 +29,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt
 libmbedtls-dev:arm64 libyaml-dev:arm64 libcmocka-dev:arm64 libqrencode-dev:arm64
-libgpiod-dev:arm64 libssl-dev:arm64"
+libgpiod-dev:arm64 libssl-dev:arm64 libcurl4-openssl-dev:arm64"
 
 missing=""
 for p in $PKGS $FW_PKGS; do

@@ -21,6 +21,7 @@
 #include "port_linux.h"
 #include "record.h"
 #include "subcommands.h"
+#include "upload_state.h"
 #include "util.h"
 
 /* Exit codes of verify and export (docs/recordings.md). */
@@ -1032,9 +1033,25 @@ static int do_list(struct ctx *c)
 	char **names = NULL;
 	size_t n = 0, i;
 	int have_id;
+	struct shim_upload_state ust;
+	int custody;
 
 	if (load_cfg(c, 1) != 0) {
 		return EX_ERROR;
+	}
+	/* with central custody: which recordings the store has confirmed */
+	memset(&ust, 0, sizeof(ust));
+	custody = c->cfg.custody_url != NULL;
+	if (custody) {
+		char *sp = shim_config_path(&c->cfg, "state/custody.state");
+		size_t bad = 0;
+
+		if (sp == NULL || shim_upload_state_load(&ust, sp, &bad) != 0) {
+			fprintf(stderr, "shimctl session list: %s is damaged "
+				"(line %zu): showing every recording as not delivered\n",
+				sp ? sp : "the upload state", bad);
+		}
+		free(sp);
 	}
 	have_id = expected_identity(c, id, idsrc, sizeof(idsrc));
 	dir = sessions_dir(c);
@@ -1076,16 +1093,31 @@ static int do_list(struct ctx *c)
 		qsort(names, n, sizeof(*names), cmp_str);
 	}
 	if (!c->o->json) {
-		printf("%-24s %-20s %-20s %9s %9s %9s %-22s %s\n", "ID",
+		printf("%-24s %-20s %-20s %9s %9s %9s %-22s %s%s\n", "ID",
 		       "TECHNICIAN", "START (UTC)", "DURATION", "IN", "OUT",
-		       "REASON", "VERIFIED");
+		       "REASON", custody ? "VERIFIED          " : "VERIFIED",
+		       custody ? "CUSTODY" : "");
 	}
 	for (i = 0; i < n; i++) {
 		struct shim_rec_result res;
 		const struct shim_rec_header *h = &c->rd->hdr;
 		const struct shim_rec_footer *f = &c->rd->ftr;
 		char path[4096], start[48], verdict[64], dur[32];
+		char fid[SHIM_SESSION_ID_MAX];
+		const char *cust = "";
+		size_t fl = strlen(names[i]);
 		int64_t dns;
+
+		if (custody) {
+			cust = "open";
+			if (fl > 4 && strcmp(names[i] + fl - 4, ".rec") == 0 &&
+			    fl - 4 < sizeof(fid)) {
+				memcpy(fid, names[i], fl - 4);
+				fid[fl - 4] = '\0';
+				cust = shim_upload_state_find(&ust, fid) != NULL ?
+					       "delivered" : "not delivered";
+			}
+		}
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		/* list checks structure, chain and signature; contents are
@@ -1153,16 +1185,23 @@ static int do_list(struct ctx *c)
 			json_cstr(c, path);
 			fprintf(stdout,
 				", \"degraded\": %s, \"dropped_bytes\": %llu, "
-				"\"identity_pinned\": %s}\n",
+				"\"identity_pinned\": %s",
 				res.degraded ? "true" : "false",
 				(unsigned long long)res.dropped,
 				res.pinned ? "true" : "false");
+			if (custody) {
+				fprintf(stdout, ", \"delivered\": %s",
+					strcmp(cust, "delivered") == 0 ? "true" :
+									 "false");
+			}
+			fputs("}\n", stdout);
 		} else {
-			printf("%-24s %-20s %-20s %9s %9llu %9llu %-22s %s\n",
+			printf("%-24s %-20s %-20s %9s %9llu %9llu %-22s %-*s%s\n",
 			       h->session_id, h->technician_id, start, dur,
 			       (unsigned long long)res.bytes_in,
 			       (unsigned long long)res.bytes_out,
-			       res.have_footer ? f->reason : "-", verdict);
+			       res.have_footer ? f->reason : "-",
+			       custody ? 18 : 0, verdict, cust);
 		}
 	}
 	for (i = 0; i < n; i++) {
@@ -1170,6 +1209,7 @@ static int do_list(struct ctx *c)
 	}
 	free(names);
 	free(dir);
+	shim_upload_state_free(&ust);
 	return 0;
 }
 

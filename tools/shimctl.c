@@ -27,6 +27,7 @@ static const struct {
 	{ "gate", cmd_gate_main, "gate reset-state" },
 	{ "clock", cmd_clock_main, "clock status | trust" },
 	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
+	{ "upload", cmd_upload_main, "upload test [--timeout SECONDS]" },
 	{ "identity", cmd_identity_main,
 	  "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },
 	{ "token", cmd_token_main,

@@ -15,6 +15,7 @@ int cmd_clock_main(int argc, char **argv, const char *config_path);
 int cmd_session_main(int argc, char **argv, const char *config_path);
 int cmd_keygen_main(int argc, char **argv, const char *config_path);
 int cmd_siem_main(int argc, char **argv, const char *config_path);
+int cmd_upload_main(int argc, char **argv, const char *config_path);
 
 int cmd_token_main(int argc, char **argv, const char *config_path);
 int cmd_identity_main(int argc, char **argv, const char *config_path);

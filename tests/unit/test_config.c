@@ -520,6 +520,59 @@ static void test_session_and_clock_keys(void **state)
 	done(&r);
 }
 
+static void test_custody_keys(void **state)
+{
+	struct result r;
+
+	(void)state;
+	/* no section: no custody */
+	load(&r, BASE);
+	assert_int_equal(r.rc, 0);
+	assert_null(r.cfg.custody_url);
+	done(&r);
+	/* defaults; the name from the URL; identity from siem */
+	load(&r, BASE "siem:\n  client_cert: /c.pem\n  client_key: /c.key\n"
+		 "custody:\n  url: https://store.example:8443/custody/\n"
+		 "  ca: /ca.pem\n");
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.cfg.custody_server_name, "store.example");
+	assert_string_equal(r.cfg.custody_client_cert, "/c.pem");
+	assert_string_equal(r.cfg.custody_client_key, "/c.key");
+	assert_int_equal(r.cfg.custody_keep_local_days, 7);
+	assert_true(r.cfg.custody_outage_alarm_seconds == 900);
+	assert_true(r.cfg.custody_retry_max_seconds == 300);
+	done(&r);
+	/* every key */
+	load(&r, BASE "custody:\n  url: https://[::1]/c\n  ca: /ca.pem\n"
+		 "  client_cert: /x.pem\n  client_key: /x.key\n"
+		 "  server_name: store.test\n  keep_local_days: 0\n"
+		 "  outage_alarm_seconds: 60\n  retry_max_seconds: 5\n"
+		 "  timeout_seconds: 9\n  max_bytes_per_second: 2M\n");
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.cfg.custody_server_name, "store.test");
+	assert_int_equal(r.cfg.custody_keep_local_days, 0);
+	assert_int_equal(r.cfg.custody_max_bytes_per_second, 2u * 1024 * 1024);
+	done(&r);
+	/* errors name file and line */
+	load(&r, BASE "custody:\n  url: http://store/c\n  keep_local_days: -1\n"
+		 "  retry_max_seconds: 0\n  colour: blue\n");
+	assert_int_equal(r.rc, SHIM_EINVAL);
+	expect_msg(&r, "test.yaml:9: custody.url: 'http://store/c' must be an https:// URL");
+	expect_msg(&r, "test.yaml:10: custody.keep_local_days");
+	expect_msg(&r, "test.yaml:11: custody.retry_max_seconds");
+	expect_msg(&r, "test.yaml:12: unknown key 'custody.colour'");
+	expect_msg(&r, "test.yaml:9: custody: needs 'custody.ca'");
+	expect_msg(&r, "needs 'custody.client_cert' and 'custody.client_key'");
+	done(&r);
+	load(&r, BASE "custody:\n  url: https://a@b/c\n  ca: /ca\n"
+		 "  client_cert: /x\n  client_key: /y\n");
+	expect_msg(&r, "test.yaml:9: custody.url: 'https://a@b/c' needs a host");
+	done(&r);
+	load(&r, BASE "custody:\n  ca: /ca\n");
+	expect_msg(&r, "test.yaml:9: custody: needs 'custody.url'");
+	done(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_technicians_file_and_enrol),
 		cmocka_unit_test(test_secret_file_mode_refused),
 		cmocka_unit_test(test_session_and_clock_keys),
+		cmocka_unit_test(test_custody_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
