@@ -8,9 +8,12 @@
  * With shimd stopped (it takes shimd's storage lock, so it cannot run
  * beside it), it:
  *  1. gives the SIEM link --timeout seconds (default 10) to deliver the
- *     events still spooled, then counts what is still undelivered: spooled
- *     events and local recordings. Anything undelivered is refused unless
- *     --abandon-undelivered is given; the refusal lists what would be lost.
+ *     events still spooled, offers each sealed recording that central
+ *     custody has not confirmed to the store (when custody: is set), then
+ *     counts what is still undelivered: spooled events, recordings not
+ *     confirmed (the upload state) and unsealed ones. Anything undelivered
+ *     is refused unless --abandon-undelivered is given; the refusal lists
+ *     what would be lost.
  *  2. asks for the shim ID as confirmation (--yes for scripts);
  *  3. writes the decommission record (inventory.h), signed with the
  *     identity key, and sends it as a signed "decommissioned" event (the
@@ -43,6 +46,8 @@
 #include "p256key.h"
 #include "port_linux.h"
 #include "subcommands.h"
+#include "upload_state.h"
+#include "uploader.h"
 #include "toolutil.h"
 #include "util.h"
 
@@ -83,33 +88,102 @@ static int has_suffix(const char *name, const char *suffix)
 	return l > s && strcmp(name + l - s, suffix) == 0;
 }
 
-/* Recordings (sealed or still open) under dir, recursively. */
-static unsigned long count_recordings(const char *dir)
+/* A sealed recording the custody store confirmed (upload state: same
+ * size and digest as the local file). */
+static int delivered(const struct shim_upload_state *st, const char *path,
+		     const char *name)
 {
-	unsigned long n = 0;
-	struct dirent *de;
-	char path[PATH_MAX];
-	DIR *d = opendir(dir);
+	const struct shim_upload_entry *e;
+	char id[SHIM_SESSION_ID_MAX], hex[65];
+	uint64_t size;
+	size_t l = strlen(name);
 
-	if (d == NULL) {
+	if (l <= 4 || l - 4 >= sizeof(id)) {
 		return 0;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
-			continue;
-		}
+	memcpy(id, name, l - 4);
+	id[l - 4] = '\0';
+	e = shim_upload_state_find(st, id);
+	return e != NULL && shim_custody_file_digest(path, hex, &size) == 0 &&
+	       size == e->size && strcmp(hex, e->sha256) == 0;
+}
+
+/*
+ * Recordings under dir not confirmed by central custody. With custody
+ * configured, each sealed one is offered to the store first (the same
+ * PUT and check as shimd's uploader; the upload state is updated), so
+ * that a unit whose shimd was stopped with a queue still delivers it.
+ */
+static unsigned long undelivered_recordings(const struct shim_config *cfg,
+					    const char *dir, int try_upload)
+{
+	struct shim_custody_target t;
+	struct shim_upload_state st;
+	struct shim_custody_result res;
+	struct dirent *de;
+	char path[PATH_MAX], err[160];
+	char *sp = shim_config_path(cfg, "state/custody.state");
+	unsigned long n = 0;
+	int have_target = 0, changed = 0;
+	DIR *d;
+
+	memset(&st, 0, sizeof(st));
+	if (sp == NULL || shim_upload_state_load(&st, sp, NULL) != 0) {
+		shim_upload_state_free(&st);
+		memset(&st, 0, sizeof(st));
+	}
+	if (try_upload && cfg->custody_url != NULL &&
+	    shim_custody_target_from_config(&t, cfg, err, sizeof(err)) == 0) {
+		have_target = 1;
+	}
+	d = opendir(dir);
+	while (d != NULL && (de = readdir(d)) != NULL) {
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
 				     de->d_name) >= sizeof(path)) {
 			continue;
 		}
-		if (de->d_type == DT_DIR) {
-			n += count_recordings(path);
-		} else if (has_suffix(de->d_name, ".rec") ||
-			   has_suffix(de->d_name, ".part")) {
-			n++;
+		if (has_suffix(de->d_name, ".part")) {
+			n++; /* never sealed: shimd recovers it at its next start */
+			continue;
 		}
+		if (!has_suffix(de->d_name, ".rec") ||
+		    delivered(&st, path, de->d_name)) {
+			continue;
+		}
+		if (have_target) {
+			memset(&res, 0, sizeof(res));
+			if (shim_custody_deliver(&t, path, de->d_name, &res) == 0) {
+				struct shim_upload_entry e;
+				size_t l = strlen(de->d_name) - 4;
+
+				memset(&e, 0, sizeof(e));
+				if (l < sizeof(e.session_id)) {
+					memcpy(e.session_id, de->d_name, l);
+					e.size = res.size;
+					memcpy(e.sha256, res.sha256, sizeof(e.sha256));
+					e.delivered_s = (int64_t)time(NULL);
+					if (shim_upload_state_put(&st, &e) == 0) {
+						changed = 1;
+						fprintf(stderr, "delivered %s to central "
+								"custody\n", de->d_name);
+						continue;
+					}
+				}
+			} else {
+				fprintf(stderr, "%s: not delivered: %s\n",
+					de->d_name, res.reason);
+			}
+		}
+		n++;
 	}
-	closedir(d);
+	if (d != NULL) {
+		closedir(d);
+	}
+	if (changed && sp != NULL) {
+		shim_upload_state_save(&st, sp);
+	}
+	shim_upload_state_free(&st);
+	free(sp);
 	return n;
 }
 
@@ -356,7 +430,7 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 		}
 		usleep(100000);
 	}
-	recordings = count_recordings(sessions);
+	recordings = undelivered_recordings(&cfg, sessions, 1);
 	if ((es.spool_depth > 0 || recordings > 0) && !abandon) {
 		fprintf(stderr, "shimctl: not decommissioned: it would lose\n");
 		if (es.spool_depth > 0) {
@@ -368,8 +442,10 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 		}
 		if (recordings > 0) {
 			fprintf(stderr, "  %lu recording(s) under %s not "
-					"delivered to central custody\n",
-				recordings, sessions);
+					"delivered to central custody%s\n",
+				recordings, sessions,
+				cfg.custody_url == NULL ?
+				" (no custody: store is configured)" : "");
 		}
 		fprintf(stderr, "Deliver them first, or give "
 				"--abandon-undelivered to erase them.\n");

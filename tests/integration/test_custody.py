@@ -759,6 +759,39 @@ def test_outage_alarm_and_upload_test(d, pki):
         ng.stop()
 
 
+def test_decommission_delivers_or_refuses(d, pki):
+    """shimctl decommission with shimd stopped: a recording still in the
+    upload queue is delivered by the command itself when the store is up;
+    with the store down it is refused, naming what would be lost."""
+    ng = Nginx(d, pki)
+    s = make_shim(pki, ng.port, ntech=2)
+    try:
+        s.start()
+        dev = s.connect_dev()
+        t = s.connect_tech()
+        st.safe_epoch()
+        sid = session(s, t, dev, "t00@example.org", b"last job\r")
+        t.close()
+        s.stop()
+        r = s.ctl("decommission", "--yes", "--timeout", "1")
+        assert r.returncode == 1 and "1 recording(s)" in r.stderr and \
+            "not delivered" in r.stderr, r.stderr
+        assert os.path.exists(local(s, sid))
+        ng.start()
+        r = s.ctl("decommission", "--yes", "--timeout", "1")
+        assert r.returncode == 0, r.stderr
+        assert ("delivered %s.rec" % sid) in r.stderr, r.stderr
+        assert "undelivered_recordings 0\n" in r.stdout, r.stdout
+        assert ng.stored() == [sid + ".rec"]
+        assert not os.path.exists(local(s, sid))
+    except Exception:
+        print(s.log()[-4000:], ng.errors())
+        raise
+    finally:
+        s.cleanup()
+        ng.stop()
+
+
 def test_config_errors_name_the_line(d, pki):
     cfg = os.path.join(d, "bad.yaml")
     with open(cfg, "w") as f:
