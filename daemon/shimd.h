@@ -74,6 +74,7 @@ struct shimd {
 	struct shim_linux_port lp;
 	struct shim_clock clock; /* clock trust: the gate, retention, tokens */
 	struct shim_gate gate;
+	struct shim_bg bg;          /* break-glass verifier (breakglass:) */
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;
 	struct shim_recorder *rec;

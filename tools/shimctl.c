@@ -34,6 +34,8 @@ static const struct {
 	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
 	{ "firmware-config", cmd_firmware_config_main,
 	  "firmware-config [CONFIG] [-o FILE] | firmware-config --show BLOB|-" },
+	{ "breakglass", cmd_breakglass_main,
+	  "breakglass keygen --out MASTER | provision --shim ID --key MASTER --out FILE | issue --shim ID --ttl DURATION --reason TEXT --key MASTER [--technician ID]" },
 	{ "monitor", cmd_monitor_main,
 	  "monitor --inventory DIR --log FILE [--follow] [--now T] [--json] [--period S]" },
 };

@@ -21,6 +21,7 @@ int cmd_identity_main(int argc, char **argv, const char *config_path);
 int cmd_tamper_main(int argc, char **argv, const char *config_path);
 int cmd_monitor_main(int argc, char **argv, const char *config_path);
 int cmd_firmware_config_main(int argc, char **argv, const char *config_path);
+int cmd_breakglass_main(int argc, char **argv, const char *config_path);
 /* For a "keygen authority" entry point: same arguments as "token keygen". */
 int cmd_token_keygen_authority(int argc, char **argv, const char *config_path);
 
