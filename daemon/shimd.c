@@ -361,27 +361,27 @@ static int ctl_start(struct shimd *d)
 	return rc;
 }
 
-/* breakglass.verify_key: the file shimctl breakglass provision wrote for
- * this shim. A key that cannot be read or is another shim's stops the
- * start (a configuration error); marks that cannot be loaded leave
- * break-glass refusing every code (breakglass_state_not_durable). */
-static int bg_start(struct shimd *d)
+/* Reads and checks breakglass.verify_key against cfg's shim ID. Problems
+ * are printed as "FILE:LINE: message" (or "FILE: message") through log
+ * (shimd's log) or to out (--check-config). 0 and *key loaded, or < 0. */
+int shimd_breakglass_key(const struct shim_config *cfg, struct shim_bg_key *key,
+			 FILE *out)
 {
-	const char *path = d->cfg.breakglass_verify_key;
-	struct shim_bg_key key;
-	char buf[4096];
+	const char *path = cfg->breakglass_verify_key;
+	char buf[4096], why[600];
 	struct stat st;
 	unsigned line = 0;
 	ssize_t n;
-	int fd, rc;
+	int fd, rc = 0;
 
-	if (path == NULL) {
-		return 0;
-	}
+	memset(key, 0, sizeof(*key));
+	why[0] = '\0';
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		log_err("breakglass.verify_key %s: %s", path, strerror(errno));
-		return SHIM_EIO;
+		snprintf(why, sizeof(why), "%s: breakglass.verify_key: %s", path,
+			 strerror(errno));
+		rc = SHIM_EIO;
+		goto out;
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
 		log_warn("breakglass.verify_key %s: mode %03o, should be 0600",
@@ -390,23 +390,53 @@ static int bg_start(struct shimd *d)
 	n = read(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < 0 || (size_t)n == sizeof(buf)) {
-		log_err("breakglass.verify_key %s: %s", path,
-			n < 0 ? strerror(errno) : "too large");
+		snprintf(why, sizeof(why), "%s: breakglass.verify_key: %s", path,
+			 n < 0 ? strerror(errno) : "too large");
 		shim_memzero(buf, sizeof(buf));
-		return SHIM_EIO;
+		rc = SHIM_EIO;
+		goto out;
 	}
-	rc = shim_bg_key_parse(buf, (size_t)n, &key, &line);
+	rc = shim_bg_key_parse(buf, (size_t)n, key, &line);
 	shim_memzero(buf, sizeof(buf));
 	if (rc != 0) {
-		log_err("%s:%u: not a break-glass verify key "
-			"(shimctl breakglass provision writes one)", path, line);
-		return SHIM_ECORRUPT;
+		snprintf(why, sizeof(why), "%s:%u: not a break-glass verify key "
+			 "(shimctl breakglass provision writes one)", path, line);
+		goto out;
 	}
-	if (d->cfg.shim_id == NULL || strcmp(key.shim_id, d->cfg.shim_id) != 0) {
-		log_err("breakglass.verify_key %s is for shim '%s', this is '%s'",
-			path, key.shim_id, d->cfg.shim_id ? d->cfg.shim_id : "");
-		shim_memzero(&key, sizeof(key));
-		return SHIM_EINVAL;
+	if (cfg->shim_id == NULL || strcmp(key->shim_id, cfg->shim_id) != 0) {
+		snprintf(why, sizeof(why), "%s: breakglass.verify_key %s is for "
+			 "shim '%s', this is '%s'", path, path, key->shim_id,
+			 cfg->shim_id ? cfg->shim_id : "");
+		shim_memzero(key, sizeof(*key));
+		rc = SHIM_EINVAL;
+	}
+out:
+	if (rc != 0) {
+		if (out != NULL) {
+			fprintf(out, "%s\n", why);
+		} else {
+			log_err("%s", why);
+		}
+	}
+	return rc;
+}
+
+/* breakglass.verify_key: the file shimctl breakglass provision wrote for
+ * this shim. A key that cannot be read or is another shim's stops the
+ * start (a configuration error); marks that cannot be loaded leave
+ * break-glass refusing every code (breakglass_state_not_durable). */
+static int bg_start(struct shimd *d)
+{
+	const char *path = d->cfg.breakglass_verify_key;
+	struct shim_bg_key key;
+	int rc;
+
+	if (path == NULL) {
+		return 0;
+	}
+	rc = shimd_breakglass_key(&d->cfg, &key, NULL);
+	if (rc < 0) {
+		return rc;
 	}
 	rc = shim_bg_init(&d->bg, &key, d->cfg.shim_id, &d->lp.port,
 			  d->cfg.gate.state_required, shim_clock_floor(&d->clock));

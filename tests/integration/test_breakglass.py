@@ -331,10 +331,22 @@ def test_key_of_another_shim_stops_shimd():
     keys = Keys(d, shim="someone-else")
     s = bg_shim(keys)
     try:
+        r = subprocess.run([st.SHIMD, "--check-config", s.config],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "is for shim 'someone-else', this is '%s'" % SHIM_ID in r.stderr, r.stderr
         s.start(wait=False)
         rc = s.proc.wait(20)
         assert rc != 0
         assert "is for shim 'someone-else'" in s.log(), s.log()
+    finally:
+        s.cleanup()
+    good = Keys(tempfile.mkdtemp(prefix="bgtest-"))
+    s = bg_shim(good)
+    try:
+        r = subprocess.run([st.SHIMD, "--check-config", s.config],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and r.stdout.endswith(": ok\n"), (r.stdout, r.stderr)
     finally:
         s.cleanup()
     # a broken key names the file and line
@@ -342,6 +354,10 @@ def test_key_of_another_shim_stops_shimd():
     try:
         with open(keys.verify, "a") as f:
             f.write("garbage\n")
+        r = subprocess.run([st.SHIMD, "--check-config", s.config],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1 and "%s:5: not a break-glass verify key" % \
+            keys.verify in r.stderr, r.stderr
         s.start(wait=False)
         assert s.proc.wait(20) != 0
         assert "%s:5: not a break-glass verify key" % keys.verify in s.log(), s.log()
