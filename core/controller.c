@@ -16,6 +16,7 @@ static const char prompt_text[] =
 static void device_lost(struct shim_ctl *c);
 static void tech_gone(struct shim_ctl *c);
 static void pump_out(struct shim_ctl *c);
+static const char *bg_clock_name(const struct shim_bg_result *bg);
 
 /* shim_ctl_init() refused its arguments, or never ran (the zero value):
  * the ops are not there, so every call is refused without using them. */
@@ -494,7 +495,7 @@ static int start_session(struct shim_ctl *c, const char *id,
 			 "technician_bound=%s clock=%s",
 			 bg->serial, c->bg->key.key_id, (long long)bg->issued_s,
 			 (long long)bg->expires_s, bg->code.bound ? "yes" : "no",
-			 bg->clock_trusted ? "trusted" : "untrusted");
+			 bg_clock_name(bg));
 		rec_meta(c, "breakglass", detail);
 	}
 	/* Whatever was typed before the success line (after the code, in
@@ -706,12 +707,15 @@ void shim_ctl_set_breakglass(struct shim_ctl *c, struct shim_bg *bg)
 }
 
 /* A line "<id> <code...>" whose code part, without blanks and '-', has
- * break-glass length: *id and *code point into line. */
+ * break-glass length: 1, with *id and *code pointing into line. A line of
+ * one word of that length (a code typed without an ID): 2. Else 0. */
 static int bg_attempt(const uint8_t *line, size_t len, const char **id,
 		      size_t *id_len, const char **code, size_t *code_len)
 {
 	size_t i = 0, j, n = 0, end;
 
+	*id = *code = NULL;
+	*id_len = *code_len = 0;
 	while (i < len && is_blank(line[i])) {
 		i++;
 	}
@@ -722,14 +726,20 @@ static int bg_attempt(const uint8_t *line, size_t len, const char **id,
 	if (j == i) {
 		return 0;
 	}
-	*id = (const char *)line + i;
-	*id_len = j - i;
-	while (j < len && is_blank(line[j])) {
-		j++;
-	}
 	end = len;
 	while (end > j && is_blank(line[end - 1])) {
 		end--;
+	}
+	if (end == j) {
+		for (; i < j; i++) {
+			n += line[i] != '-';
+		}
+		return n >= SHIM_BG_MIN_ATTEMPT && n <= SHIM_BG_MAX_ATTEMPT ? 2 : 0;
+	}
+	*id = (const char *)line + i;
+	*id_len = j - i;
+	while (j < end && is_blank(line[j])) {
+		j++;
 	}
 	for (i = j; i < end; i++) {
 		if (line[i] != '-' && !is_blank(line[i])) {
@@ -742,6 +752,15 @@ static int bg_attempt(const uint8_t *line, size_t len, const char **id,
 	*code = (const char *)line + j;
 	*code_len = end - j;
 	return 1;
+}
+
+/* How the code's lifetime was judged: clock_trusted is 1 at a trusted
+ * wall clock, 2 at an unconfirmed one (ahead of the floor at start), 0 at
+ * the floor. */
+static const char *bg_clock_name(const struct shim_bg_result *bg)
+{
+	return bg->clock_trusted == 1 ? "trusted" :
+	       bg->clock_trusted == 2 ? "unconfirmed" : "untrusted";
 }
 
 /* Emits one break-glass event in the priority lane; < 0 when it is not
@@ -765,7 +784,7 @@ static int bg_event(struct shim_ctl *c, const char *name, const char *audience,
 	shim_event_add_i64(ev, "issued", bg->issued_s);
 	shim_event_add_i64(ev, "expires", bg->expires_s);
 	shim_event_add(ev, "technician_bound", bg->code.bound ? "yes" : "no");
-	shim_event_add(ev, "clock", bg->clock_trusted ? "trusted" : "untrusted");
+	shim_event_add(ev, "clock", bg_clock_name(bg));
 	if (audience != NULL) {
 		shim_event_add(ev, "review", "within 24 h by clinical engineering "
 			       "and InfoSec leadership");
@@ -780,7 +799,8 @@ static int bg_event(struct shim_ctl *c, const char *name, const char *audience,
 /* The time a code's lifetime is judged at: the wall clock when it can be
  * believed, else the latest time known to have passed (the clock's
  * persisted floor, at least the build date). *trusted says which. */
-static int64_t bg_judged_time(struct shim_ctl *c, int64_t now, int *trusted)
+static int64_t bg_judged_time(struct shim_ctl *c, int64_t now, int *trusted,
+			      int *unconfirmed)
 {
 	struct shim_clock_report rep;
 	enum shim_clock_verdict v;
@@ -789,6 +809,7 @@ static int64_t bg_judged_time(struct shim_ctl *c, int64_t now, int *trusted)
 	memset(&rep, 0, sizeof(rep));
 	v = shim_clock_check_at(c->clock, now, &rep);
 	shim_ctl_clock_report(c, &rep);
+	*unconfirmed = v == SHIM_CLOCK_UNCONFIRMED;
 	if (v == SHIM_CLOCK_TRUSTED || v == SHIM_CLOCK_UNCONFIRMED) {
 		*trusted = 1;
 		return now;
@@ -809,7 +830,7 @@ static void breakglass_line(struct shim_ctl *c, const char *who,
 	struct shim_bg_result br;
 	char tech[SHIM_TECH_ID_MAX + 1];
 	int64_t judged, t0;
-	int trusted = 0, rc;
+	int trusted = 0, unconfirmed = 0, rc;
 
 	memset(&br, 0, sizeof(br));
 	rc = shim_gate_precheck(c->gate, id, id_len, now, &ar);
@@ -827,10 +848,13 @@ static void breakglass_line(struct shim_ctl *c, const char *who,
 		auth_failed(c, who, &ar, "breakglass_not_configured");
 		return;
 	}
-	judged = bg_judged_time(c, now, &trusted);
+	judged = bg_judged_time(c, now, &trusted, &unconfirmed);
 	t0 = mono_ns(c);
 	rc = shim_bg_verify(c->bg, id, id_len, code, code_len, judged, trusted,
 			    &br);
+	if (unconfirmed && br.clock_trusted) {
+		br.clock_trusted = 2;
+	}
 	LOG_DEBUG(c, "break-glass verification took %lld us",
 		  (long long)((mono_ns(c) - t0) / 1000));
 	if (rc < 0 || br.outcome != SHIM_BG_OK) {
@@ -915,11 +939,24 @@ static void handle_line(struct shim_ctl *c, int overflow)
 		const char *bid, *bcode;
 		size_t bid_len, bcode_len;
 
-		if (bg_attempt(line, len, &bid, &bid_len, &bcode, &bcode_len)) {
+		switch (bg_attempt(line, len, &bid, &bid_len, &bcode,
+				   &bcode_len)) {
+		case 1:
 			breakglass_line(c, who, bid, bid_len, bcode, bcode_len,
 					now);
 			shim_lineedit_reset(&c->le);
 			return;
+		case 2:
+			/* A code without an ID: refused as malformed, counted
+			 * shim-wide only, so that the code is never kept as a
+			 * claimed ID in the gate's lockout slots. */
+			(void)shim_gate_fail(c->gate, "", 0, now, &res);
+			res.outcome = SHIM_AUTH_MALFORMED;
+			shim_lineedit_reset(&c->le);
+			auth_failed(c, who, &res, "breakglass_no_id");
+			return;
+		default:
+			break;
 		}
 	}
 	t0 = mono_ns(c);

@@ -2710,6 +2710,33 @@ static void test_bg_untrusted_clock_judged_at_floor(void **state)
 	bg_refused(t, "vendor.eng", code, "breakglass_expired", 1);
 }
 
+static void test_bg_code_without_id_is_kept_nowhere(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1], want[128];
+	size_t m, i;
+
+	bg_boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 60, 13, code);
+	m = mark(t, SHIM_SIDE_TECH);
+	snprintf(want, sizeof(want), "%s\r", code);
+	type(t, want);
+	snprintf(want, sizeof(want), "%s\r\nAuth fail\r\n", code);
+	assert_out(t, SHIM_SIDE_TECH, m, want);
+	assert_field(last_event(t, "auth_fail"), "reason", "breakglass_no_id");
+	assert_field(last_event(t, "auth_fail"), "technician", "(malformed)");
+	/* counted shim-wide, never as a claimed ID in the lockout slots */
+	for (i = 0; i < SHIM_GATE_LOCK_SLOTS; i++) {
+		assert_null(strstr(t->gate.locks[i].id, code + 18));
+	}
+	assert_int_equal(t->gate.rate[0] != 0, 1);
+	/* and not spent: typed with an ID it opens */
+	run_to_deadline(t);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2771,6 +2798,7 @@ int main(void)
 		T(test_bg_never_clears_an_emergency_stop),
 		T(test_bg_guesses_hit_the_rate_limit),
 		T(test_bg_untrusted_clock_judged_at_floor),
+		T(test_bg_code_without_id_is_kept_nowhere),
 #undef T
 	};
 
