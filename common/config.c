@@ -759,6 +759,22 @@ static const struct keydef session_keys[] = {
 	{ NULL, NULL },
 };
 
+static void k_bg_key(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->breakglass_verify_key);
+}
+
+static void k_bg_max(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_double(ld, v, key, 60, 86400, &CFG->breakglass_max_duration);
+}
+
+static const struct keydef breakglass_keys[] = {
+	{ "verify_key", k_bg_key },
+	{ "max_duration", k_bg_max },
+	{ NULL, NULL },
+};
+
 static void k_max_jump(struct loader *ld, const char *key, yaml_node_t *v)
 {
 	get_double(ld, v, key, 5, 86400, &CFG->clock_max_jump);
@@ -1377,6 +1393,11 @@ static void k_admin(struct loader *ld, const char *key, yaml_node_t *v)
 	walk(ld, v, key, admin_keys);
 }
 
+static void k_breakglass(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	walk(ld, v, key, breakglass_keys);
+}
+
 static const struct keydef top_keys[] = {
 	{ "shim", k_shim },
 	{ "serial", k_serial },
@@ -1389,6 +1410,7 @@ static const struct keydef top_keys[] = {
 	{ "siem", k_siem },
 	{ "custody", k_custody },
 	{ "admin", k_admin },
+	{ "breakglass", k_breakglass },
 	{ "technicians", k_technicians },
 	{ "technicians_file", k_techs_file },
 	{ NULL, NULL },
@@ -1414,6 +1436,7 @@ void shim_config_defaults(struct shim_config *cfg)
 	cfg->idle_timeout = 900;
 	cfg->max_duration = 28800;
 	cfg->reconnect_grace = 30;
+	cfg->breakglass_max_duration = 14400;
 	cfg->device_reset = SHIM_DEVICE_RESET_NONE;
 	cfg->device_reset_hold = 0.5;
 	cfg->clock_max_jump = 120;
@@ -1828,6 +1851,7 @@ void shim_config_free(struct shim_config *cfg)
 	free(cfg->issuer);
 	free(cfg->storage_root);
 	free(cfg->recording_public_key);
+	free(cfg->breakglass_verify_key);
 	for (i = 0; i < cfg->nsensors; i++) {
 		free(cfg->sensors[i].event);
 		free(cfg->sensors[i].path);

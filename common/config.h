@@ -114,6 +114,10 @@ struct shim_config {
 	enum shim_device_reset device_reset;
 	double device_reset_hold;   /* seconds DTR is held low */
 
+	/* breakglass: */
+	char *breakglass_verify_key; /* provisioned verify key; NULL = none */
+	double breakglass_max_duration; /* seconds */
+
 	/* clock: (seconds) */
 	double clock_max_jump;      /* wall vs trusted clock disagreement */
 

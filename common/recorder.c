@@ -126,6 +126,7 @@ struct shim_recorder {
 	int64_t bstart_mono;
 	int64_t pending_since; /* monotonic ms of the oldest unsynced byte */
 	int over_budget;
+	int breakglass;         /* a "breakglass" meta record: footer flag */
 	int idle_work;         /* make the next key material (under mu) */
 
 	/* retention (under mu): deletion only against a trusted time */
@@ -855,6 +856,9 @@ static int finish_session(struct shim_recorder *r)
 	if (r->over_budget) {
 		f.flags |= SHIM_REC_F_OVER_BUDGET;
 	}
+	if (r->breakglass) {
+		f.flags |= SHIM_REC_F_BREAKGLASS;
+	}
 	snprintf(f.reason, sizeof(f.reason), "%s", r->reason);
 	pthread_mutex_unlock(&r->mu);
 	rc = shim_rec_footer_encode(&r->port->crypto, &f, footer,
@@ -1399,6 +1403,7 @@ int shim_recorder_begin(struct shim_recorder *r, const char *technician_id,
 	r->dir_dirty = 1;
 	r->pending_since = now_ms();
 	r->over_budget = 0;
+	r->breakglass = 0;
 	r->failed = 0;
 	r->failure[0] = '\0';
 	r->dropped = 0;
@@ -1546,6 +1551,10 @@ int shim_recorder_meta(struct shim_recorder *r, const char *name,
 		rc = enqueue(r, Q_META, buf, nl + 1 + dl, wall_ns, mono_ns);
 		if (rc == SHIM_EAGAIN && r->failed) {
 			rc = 0;
+		}
+		if (strcmp(name, "breakglass") == 0) {
+			/* a break-glass session: the signed footer says so */
+			r->breakglass = 1;
 		}
 	}
 	pthread_mutex_unlock(&r->mu);

@@ -16,6 +16,7 @@ static const char prompt_text[] =
 static void device_lost(struct shim_ctl *c);
 static void tech_gone(struct shim_ctl *c);
 static void pump_out(struct shim_ctl *c);
+static const char *bg_clock_name(const struct shim_bg_result *bg);
 
 /* shim_ctl_init() refused its arguments, or never ran (the zero value):
  * the ops are not there, so every call is refused without using them. */
@@ -370,6 +371,9 @@ static void session_close(struct shim_ctl *c, const char *reason, int owner,
 		shim_event_add_u64(ev, "bytes_out", c->out.bytes);
 		shim_event_add_i64(ev, "duration_ms",
 				   (mono - c->session_start_mono) / 1000000);
+		if (c->bg_serial[0] != '\0') {
+			shim_event_add(ev, "breakglass", c->bg_serial);
+		}
 		shim_ctl_emit(c, ev);
 	}
 	if (owner) {
@@ -380,6 +384,7 @@ static void session_close(struct shim_ctl *c, const char *reason, int owner,
 	}
 	c->session_id[0] = '\0';
 	c->tech_id[0] = '\0';
+	c->bg_serial[0] = '\0';
 }
 
 void shim_ctl_end_session(struct shim_ctl *c, const char *reason)
@@ -404,16 +409,22 @@ void shim_ctl_end_session(struct shim_ctl *c, const char *reason)
 	}
 }
 
-static void start_session(struct shim_ctl *c, const struct shim_auth_result *res)
+/* Opens a session for id, authenticated by res (TOTP) or bg (a verified
+ * break-glass code). Returns 0 when OPEN, < 0 when refused (answered). */
+static int start_session(struct shim_ctl *c, const char *id,
+			 const struct shim_auth_result *res,
+			 const struct shim_bg_result *bg)
 {
-	const struct shim_technician *t = &c->gate->techs[res->tech];
 	struct shim_event *ev;
 	char line[SHIM_TECH_ID_MAX + SHIM_SESSION_ID_MAX + 64];
+	char detail[200];
 	int64_t t0 = mono_ns(c);
+	uint32_t max_ms;
 	int rc;
 
-	memcpy(c->tech_id, t->id, sizeof(c->tech_id));
+	shim_fmt(c->tech_id, sizeof(c->tech_id), "%s", id);
 	c->session_id[0] = '\0';
+	c->bg_serial[0] = '\0';
 	rc = c->rec.begin(c->rec.ctx, c->tech_id, c->session_id);
 	LOG_DEBUG(c, "recording start took %lld us",
 		  (long long)((mono_ns(c) - t0) / 1000));
@@ -430,7 +441,10 @@ static void start_session(struct shim_ctl *c, const struct shim_auth_result *res
 		c->tech_id[0] = '\0';
 		c->session_id[0] = '\0';
 		refuse_line(c, "Auth fail: recording unavailable\r\n");
-		return;
+		return SHIM_EIO;
+	}
+	if (bg != NULL) {
+		memcpy(c->bg_serial, bg->serial, sizeof(c->bg_serial));
 	}
 	c->session_start_mono = mono_ns(c);
 	c->session_start_wall = wall_ns(c);
@@ -448,7 +462,12 @@ static void start_session(struct shim_ctl *c, const struct shim_auth_result *res
 	if (ev != NULL) {
 		ev->wall_ns = c->session_start_wall;
 		shim_event_add(ev, "technician", c->tech_id);
-		shim_event_add_i64(ev, "drift", res->drift);
+		if (bg != NULL) {
+			shim_event_add(ev, "factor", "breakglass");
+			shim_event_add(ev, "breakglass", bg->serial);
+		} else {
+			shim_event_add_i64(ev, "drift", res->drift);
+		}
 		shim_ctl_emit(c, ev);
 	}
 	ev = ev_start(c, "session_start", SHIM_SEV_NOTICE);
@@ -456,11 +475,29 @@ static void start_session(struct shim_ctl *c, const struct shim_auth_result *res
 		ev->wall_ns = c->session_start_wall;
 		shim_event_add(ev, "technician", c->tech_id);
 		shim_event_add(ev, "session", c->session_id);
+		if (bg != NULL) {
+			shim_event_add(ev, "breakglass", bg->serial);
+		}
 		shim_ctl_emit(c, ev);
 	}
-	LOG_INFO(c, "auth ok: %s (drift %d), session %s", c->tech_id, res->drift,
-		 c->session_id);
+	if (bg != NULL) {
+		LOG_WARN(c, "auth ok: %s by BREAK-GLASS code %s, session %s",
+			 c->tech_id, bg->serial, c->session_id);
+	} else {
+		LOG_INFO(c, "auth ok: %s (drift %d), session %s", c->tech_id,
+			 res->drift, c->session_id);
+	}
 	rec_meta(c, "session_start", c->tech_id);
+	if (bg != NULL) {
+		/* the elevated audit: the footer is flagged by the recorder */
+		shim_fmt(detail, sizeof(detail),
+			 "serial=%s issuer=%s issued=%lld expires=%lld "
+			 "technician_bound=%s clock=%s",
+			 bg->serial, c->bg->key.key_id, (long long)bg->issued_s,
+			 (long long)bg->expires_s, bg->code.bound ? "yes" : "no",
+			 bg_clock_name(bg));
+		rec_meta(c, "breakglass", detail);
+	}
 	/* Whatever was typed before the success line (after the code, in
 	 * the same write) is not session input: it is dropped. Device output
 	 * collected while nobody was authenticated is stale: dropped too,
@@ -471,10 +508,24 @@ static void start_session(struct shim_ctl *c, const struct shim_auth_result *res
 	shim_fmt(line, sizeof(line), "Authenticated as %s; session %s\r\n",
 		 c->tech_id, c->session_id);
 	says(c, line);
+	max_ms = c->cfg.max_duration_ms;
+	if (bg != NULL) {
+		max_ms = bg->remaining_s * 1000u;
+		if (c->cfg.bg_max_duration_ms != 0 &&
+		    c->cfg.bg_max_duration_ms < max_ms) {
+			max_ms = c->cfg.bg_max_duration_ms;
+		}
+		shim_fmt(line, sizeof(line),
+			 "BREAK-GLASS session %s: recorded, reported to "
+			 "clinical engineering and InfoSec; ends in %u min\r\n",
+			 bg->serial, (unsigned)((max_ms + 59999u) / 60000u));
+		says(c, line);
+	}
 	/* The success line goes out before any relayed byte. */
 	set_state(c, SHIM_SM_AUTH_OK, "code accepted");
 	arm(c, SHIM_DL_IDLE, c->cfg.idle_timeout_ms);
-	arm(c, SHIM_DL_MAX, c->cfg.max_duration_ms);
+	arm(c, SHIM_DL_MAX, max_ms);
+	return 0;
 }
 
 /* The session's own technician authenticated again within the reconnect
@@ -593,8 +644,10 @@ static void claimed_id(const uint8_t *line, size_t len, char *out, size_t cap)
 	shim_sanitize(out, cap, (const char *)line + i, j - i);
 }
 
-static void auth_failed(struct shim_ctl *c, const char *who,
-			const struct shim_auth_result *res, const char *reason)
+/* serial: the break-glass code's, when one was read (else NULL). */
+static void auth_failed_ex(struct shim_ctl *c, const char *who,
+			   const struct shim_auth_result *res,
+			   const char *reason, const char *serial)
 {
 	struct shim_event *ev;
 	char line[96];
@@ -606,6 +659,9 @@ static void auth_failed(struct shim_ctl *c, const char *who,
 		shim_event_add(ev, "technician", who);
 		shim_event_add(ev, "reason", reason);
 		shim_event_add_u64(ev, "failures", res->failures);
+		if (serial != NULL && serial[0] != '\0') {
+			shim_event_add(ev, "breakglass", serial);
+		}
 		shim_ctl_emit(c, ev);
 	}
 	if (res->locked_now || res->outcome == SHIM_AUTH_RATE_LIMITED) {
@@ -642,6 +698,215 @@ static void auth_failed(struct shim_ctl *c, const char *who,
 	arm(c, SHIM_DL_FAIL_DELAY, c->cfg.fail_delay_ms);
 }
 
+static void auth_failed(struct shim_ctl *c, const char *who,
+			const struct shim_auth_result *res, const char *reason)
+{
+	auth_failed_ex(c, who, res, reason, NULL);
+}
+
+/* ---- break-glass ------------------------------------------------------------ */
+
+void shim_ctl_set_breakglass(struct shim_ctl *c, struct shim_bg *bg)
+{
+	c->bg = bg;
+}
+
+/* A line "<id> <code...>" whose code part, without blanks and '-', has
+ * break-glass length: 1, with *id and *code pointing into line. A line of
+ * one word of that length (a code typed without an ID): 2. Else 0. */
+static int bg_attempt(const uint8_t *line, size_t len, const char **id,
+		      size_t *id_len, const char **code, size_t *code_len)
+{
+	size_t i = 0, j, n = 0, end;
+
+	*id = *code = NULL;
+	*id_len = *code_len = 0;
+	while (i < len && is_blank(line[i])) {
+		i++;
+	}
+	j = i;
+	while (j < len && !is_blank(line[j])) {
+		j++;
+	}
+	if (j == i) {
+		return 0;
+	}
+	end = len;
+	while (end > j && is_blank(line[end - 1])) {
+		end--;
+	}
+	if (end == j) {
+		for (; i < j; i++) {
+			n += line[i] != '-';
+		}
+		return n >= SHIM_BG_MIN_ATTEMPT && n <= SHIM_BG_MAX_ATTEMPT ? 2 : 0;
+	}
+	*id = (const char *)line + i;
+	*id_len = j - i;
+	while (j < end && is_blank(line[j])) {
+		j++;
+	}
+	for (i = j; i < end; i++) {
+		if (line[i] != '-' && !is_blank(line[i])) {
+			n++;
+		}
+	}
+	if (n < SHIM_BG_MIN_ATTEMPT || n > SHIM_BG_MAX_ATTEMPT) {
+		return 0;
+	}
+	*code = (const char *)line + j;
+	*code_len = end - j;
+	return 1;
+}
+
+/* How the code's lifetime was judged: clock_trusted is 1 at a trusted
+ * wall clock, 2 at an unconfirmed one (ahead of the floor at start), 0 at
+ * the floor. */
+static const char *bg_clock_name(const struct shim_bg_result *bg)
+{
+	return bg->clock_trusted == 1 ? "trusted" :
+	       bg->clock_trusted == 2 ? "unconfirmed" : "untrusted";
+}
+
+/* Emits one break-glass event in the priority lane; < 0 when it is not
+ * durable (or there is no sink to take it). */
+static int bg_event(struct shim_ctl *c, const char *name, const char *audience,
+		    const char *id, const struct shim_bg_result *bg)
+{
+	struct shim_event *ev = ev_start(c, name, SHIM_SEV_ALERT);
+	int rc;
+
+	if (ev == NULL || c->sink.emit == NULL) {
+		return SHIM_ESTATE;
+	}
+	ev->priority = 1;
+	if (audience != NULL) {
+		shim_event_add(ev, "audience", audience);
+	}
+	shim_event_add(ev, "technician", id);
+	shim_event_add(ev, "serial", bg->serial);
+	shim_event_add(ev, "issuer", c->bg->key.key_id);
+	shim_event_add_i64(ev, "issued", bg->issued_s);
+	shim_event_add_i64(ev, "expires", bg->expires_s);
+	shim_event_add(ev, "technician_bound", bg->code.bound ? "yes" : "no");
+	shim_event_add(ev, "clock", bg_clock_name(bg));
+	if (audience != NULL) {
+		shim_event_add(ev, "review", "within 24 h by clinical engineering "
+			       "and InfoSec leadership");
+	}
+	rc = c->sink.emit(c->sink.ctx, ev);
+	if (rc < 0) {
+		LOG_ERR(c, "event %s not durable: %s", name, shim_strerror(rc));
+	}
+	return rc;
+}
+
+/* The time a code's lifetime is judged at: the wall clock when it can be
+ * believed, else the latest time known to have passed (the clock's
+ * persisted floor, at least the build date). *trusted says which. */
+static int64_t bg_judged_time(struct shim_ctl *c, int64_t now, int *trusted,
+			      int *unconfirmed)
+{
+	struct shim_clock_report rep;
+	enum shim_clock_verdict v;
+	int64_t floor;
+
+	memset(&rep, 0, sizeof(rep));
+	v = shim_clock_check_at(c->clock, now, &rep);
+	shim_ctl_clock_report(c, &rep);
+	*unconfirmed = v == SHIM_CLOCK_UNCONFIRMED;
+	if (v == SHIM_CLOCK_TRUSTED || v == SHIM_CLOCK_UNCONFIRMED) {
+		*trusted = 1;
+		return now;
+	}
+	*trusted = 0;
+	floor = shim_clock_floor(c->clock);
+	if (floor < c->clock->cfg.min_time) {
+		floor = c->clock->cfg.min_time;
+	}
+	return floor;
+}
+
+static void breakglass_line(struct shim_ctl *c, const char *who,
+			    const char *id, size_t id_len, const char *code,
+			    size_t code_len, int64_t now)
+{
+	struct shim_auth_result ar;
+	struct shim_bg_result br;
+	char tech[SHIM_TECH_ID_MAX + 1];
+	int64_t judged, t0;
+	int trusted = 0, unconfirmed = 0, rc;
+
+	memset(&br, 0, sizeof(br));
+	rc = shim_gate_precheck(c->gate, id, id_len, now, &ar);
+	if (rc < 0 || ar.outcome != SHIM_AUTH_OK) {
+		/* rate limit, lockout, state: refused before the code is read */
+		if (ar.outcome == SHIM_AUTH_OK) {
+			ar.outcome = SHIM_AUTH_ERROR;
+		}
+		auth_failed(c, who, &ar, shim_auth_outcome_name(ar.outcome));
+		return;
+	}
+	if (c->bg == NULL) {
+		(void)shim_gate_fail(c->gate, id, id_len, now, &ar);
+		ar.outcome = SHIM_AUTH_BAD_CODE;
+		auth_failed(c, who, &ar, "breakglass_not_configured");
+		return;
+	}
+	judged = bg_judged_time(c, now, &trusted, &unconfirmed);
+	t0 = mono_ns(c);
+	rc = shim_bg_verify(c->bg, id, id_len, code, code_len, judged, trusted,
+			    &br);
+	if (unconfirmed && br.clock_trusted) {
+		br.clock_trusted = 2;
+	}
+	LOG_DEBUG(c, "break-glass verification took %lld us",
+		  (long long)((mono_ns(c) - t0) / 1000));
+	if (rc < 0 || br.outcome != SHIM_BG_OK) {
+		if (br.outcome == SHIM_BG_OK) {
+			br.outcome = SHIM_BG_ERROR;
+		}
+		(void)shim_gate_fail(c->gate, id, id_len, now, &ar);
+		ar.outcome = SHIM_AUTH_BAD_CODE;
+		auth_failed_ex(c, who, &ar, shim_bg_outcome_name(br.outcome),
+			       br.outcome == SHIM_BG_MISTYPED ? NULL : br.serial);
+		return;
+	}
+	memcpy(tech, id, id_len);
+	tech[id_len] = '\0';
+	/* The mark is durable; now the reports, before the gate opens. */
+	if (bg_event(c, "breakglass_used", NULL, tech, &br) < 0 ||
+	    bg_event(c, "breakglass_notify", "clinical_engineering", tech, &br) < 0 ||
+	    bg_event(c, "breakglass_notify", "infosec", tech, &br) < 0) {
+		rc = shim_bg_unmark(c->bg, &br);
+		LOG_ERR(c, "break-glass %s for '%s' refused: notifications not "
+			"durable (code %s)", br.serial, who,
+			rc == 0 ? "not spent" : "spent");
+		(void)shim_gate_fail(c->gate, id, id_len, now, &ar);
+		ar.outcome = SHIM_AUTH_BAD_CODE;
+		auth_failed_ex(c, who, &ar, "breakglass_not_reported", br.serial);
+		/* the uniform line went out; say why the gate stays closed */
+		says(c, "Break-glass: the notifications could not be stored; "
+			"the gate stays closed. Call InfoSec.\r\n");
+		return;
+	}
+	if (c->state == SHIM_ST_OPEN) {
+		/* someone came back (or came) during the reconnect grace */
+		LOG_INFO(c, "session %s of %s: break-glass by %s during the "
+			 "reconnect grace: sealing it", c->session_id, c->tech_id,
+			 tech);
+		shim_ctl_end_session(c, "technician_disconnect");
+		if (c->state != SHIM_ST_CHALLENGE || session_refused(c, who, 1)) {
+			(void)shim_bg_unmark(c->bg, &br);
+			return;
+		}
+	}
+	memset(&ar, 0, sizeof(ar));
+	if (start_session(c, tech, &ar, &br) < 0) {
+		(void)shim_bg_unmark(c->bg, &br);
+	}
+}
+
 static void handle_line(struct shim_ctl *c, int overflow)
 {
 	struct shim_auth_result res;
@@ -674,6 +939,30 @@ static void handle_line(struct shim_ctl *c, int overflow)
 	 * (Within the reconnect grace a recording is live already.) */
 	if (session_refused(c, who, c->state != SHIM_ST_OPEN)) {
 		return;
+	}
+	{
+		const char *bid, *bcode;
+		size_t bid_len, bcode_len;
+
+		switch (bg_attempt(line, len, &bid, &bid_len, &bcode,
+				   &bcode_len)) {
+		case 1:
+			breakglass_line(c, who, bid, bid_len, bcode, bcode_len,
+					now);
+			shim_lineedit_reset(&c->le);
+			return;
+		case 2:
+			/* A code without an ID: refused as malformed, counted
+			 * shim-wide only, so that the code is never kept as a
+			 * claimed ID in the gate's lockout slots. */
+			(void)shim_gate_fail(c->gate, "", 0, now, &res);
+			res.outcome = SHIM_AUTH_MALFORMED;
+			shim_lineedit_reset(&c->le);
+			auth_failed(c, who, &res, "breakglass_no_id");
+			return;
+		default:
+			break;
+		}
 	}
 	t0 = mono_ns(c);
 	rc = shim_gate_verify_line(c->gate, (const char *)line, len, now, &res);
@@ -713,7 +1002,7 @@ static void handle_line(struct shim_ctl *c, int overflow)
 				return;
 			}
 		}
-		start_session(c, &res);
+		(void)start_session(c, id, &res, NULL);
 		return;
 	}
 	if (res.outcome == SHIM_AUTH_OK) {

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "breakglass.h"
 #include "clock.h"
 #include "event.h"
 #include "gate.h"
@@ -138,6 +139,9 @@ struct shim_ctl_cfg {
 	/* The technician line has no presence signal (a plain tty): its first
 	 * byte is the connection. Otherwise input while absent is dropped. */
 	int connect_on_input;
+	/* breakglass.max_duration: a break-glass session ends by then or at
+	 * its code's expiry, whichever is first (0: the code's expiry). */
+	uint32_t bg_max_duration_ms;
 };
 
 /* Defaults: the Linux daemon's (fail delay 1 s, 4096-byte chunks). */
@@ -197,6 +201,9 @@ struct shim_ctl {
 	uint8_t msg[SHIM_CTL_MSG_BUF];
 	size_t msg_len;
 
+	struct shim_bg *bg;       /* break-glass verifier; NULL: none */
+	char bg_serial[SHIM_BG_SERIAL_LEN + 1]; /* of a break-glass session */
+
 	int64_t deadline[SHIM_DL__COUNT];
 	char estop_event[64];
 	int64_t estop_ns;
@@ -211,6 +218,18 @@ int shim_ctl_init(struct shim_ctl *c, const struct shim_ctl_cfg *cfg,
 		  const struct shim_ctl_rec_ops *rec,
 		  const struct shim_event_sink_ops *sink,
 		  const struct shim_ctl_hooks *hooks);
+
+/* Gives the controller a break-glass verifier (already set up with
+ * shim_bg_init(); it must outlive the controller), or NULL for none. A
+ * line "<technician_id> <code>" whose code part is break-glass shaped
+ * (SHIM_BG_MIN_ATTEMPT characters or more) is then checked as one: the
+ * gate's rate limit and lockout first, every failure counted there; on
+ * success the code's mark is durable, breakglass_used and two
+ * breakglass_notify events (audience clinical_engineering and infosec)
+ * are durable in the priority lane, and only then does the session open,
+ * marked "breakglass" in its recording. Without a verifier such a line is
+ * refused (breakglass_not_configured). */
+void shim_ctl_set_breakglass(struct shim_ctl *c, struct shim_bg *bg);
 
 /* ---- what the loop reports ------------------------------------------- */
 

@@ -26,7 +26,8 @@ static int is_priority(const char *name)
 {
 	return strcmp(name, "tamper") == 0 ||
 	       strcmp(name, "emergency_stop") == 0 ||
-	       strncmp(name, "break_glass", 11) == 0;
+	       strncmp(name, "break_glass", 11) == 0 ||
+	       strncmp(name, "breakglass", 10) == 0;
 }
 
 static int key_ok(const char *key)

@@ -902,6 +902,71 @@ int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 	return 0;
 }
 
+/* ---- other factors (break-glass) -------------------------------------- */
+
+int shim_gate_precheck(struct shim_gate *g, const char *id, size_t id_len,
+		       int64_t now, struct shim_auth_result *res)
+{
+	struct shim_gate_fails *f;
+	int64_t oldest, passed;
+
+	memset(res, 0, sizeof(*res));
+	res->outcome = SHIM_AUTH_ERROR;
+	res->tech = -1;
+	if (g->port == NULL) {
+		return SHIM_EINVAL;
+	}
+	if (!ids_ok(id, id_len)) {
+		res->outcome = SHIM_AUTH_MALFORMED;
+		return 0;
+	}
+	if (!g->state_ok) {
+		res->outcome = SHIM_AUTH_STATE;
+		return 0;
+	}
+	passed = passed_time(g, now);
+	if (rate_count(g, now, passed, &oldest) >= g->cfg.rate_failures) {
+		int64_t left = oldest + (int64_t)g->cfg.rate_seconds - passed;
+
+		res->outcome = SHIM_AUTH_RATE_LIMITED;
+		res->retry_after = left > 0 ? (uint32_t)left : 1;
+		return 0;
+	}
+	f = fails_find(g, id, id_len);
+	if (f != NULL && f->locked_until > passed) {
+		res->outcome = SHIM_AUTH_LOCKED_OUT;
+		res->retry_after = (uint32_t)(f->locked_until - passed);
+		res->failures = f->failures;
+		return 0;
+	}
+	if (shim_gate_find(g, id, id_len) < 0 && f == NULL &&
+	    lock_alloc(g, passed) == NULL) {
+		res->outcome = SHIM_AUTH_RATE_LIMITED;
+		res->retry_after = g->cfg.lockout_seconds;
+		return 0;
+	}
+	res->outcome = SHIM_AUTH_OK;
+	res->tech = shim_gate_find(g, id, id_len);
+	return 0;
+}
+
+int shim_gate_fail(struct shim_gate *g, const char *id, size_t id_len,
+		   int64_t now, struct shim_auth_result *res)
+{
+	if (g->port == NULL || !g->state_ok) {
+		return SHIM_ESTATE;
+	}
+	res->failures = 0;
+	res->locked_now = 0;
+	if (ids_ok(id, id_len)) {
+		note_failure(g, id, id_len, now, res);
+	} else {
+		rate_note(g, now);
+		(void)state_save(g);
+	}
+	return 0;
+}
+
 static int is_blank(char c)
 {
 	return c == ' ' || c == '\t';

@@ -162,6 +162,21 @@ int shim_gate_verify_line(struct shim_gate *g, const char *line,
 			  size_t len, int64_t now,
 			  struct shim_auth_result *res);
 
+/* For a factor other than TOTP (break-glass): the checks that come before
+ * any code is looked at, without counting anything: a malformed ID, state
+ * not loaded, the shim-wide rate limit, the ID's lockout. res->outcome is
+ * SHIM_AUTH_OK when the factor may be checked (res->tech: the enrolled
+ * technician's index or -1), else the refusal with retry_after. The clock
+ * is the caller's to judge. */
+int shim_gate_precheck(struct shim_gate *g, const char *id, size_t id_len,
+		       int64_t now, struct shim_auth_result *res);
+
+/* Counts a failure of such a factor against the claimed ID and the shim
+ * (persisted like any failure); sets res->failures and res->locked_now /
+ * retry_after when this failure starts a lockout. */
+int shim_gate_fail(struct shim_gate *g, const char *id, size_t id_len,
+		   int64_t now, struct shim_auth_result *res);
+
 /* Clears the lockout of one claimed ID. SHIM_ENOENT when none is held. */
 int shim_gate_reset_lockout(struct shim_gate *g, const char *id, int64_t now);
 

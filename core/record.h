@@ -80,6 +80,7 @@ enum shim_rec_kind {
 #define SHIM_REC_F_OVER_BUDGET 0x2 /* storage budget exceeded in session */
 #define SHIM_REC_F_RECOVERED 0x4  /* sealed at start after a power loss */
 #define SHIM_REC_F_DAMAGED 0x8    /* recovery cut a damaged (not torn) tail */
+#define SHIM_REC_F_BREAKGLASS 0x10 /* opened by a break-glass code */
 
 struct shim_rec_header {
 	uint16_t version;

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "shimd.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -45,6 +46,14 @@ static int check_config(const char *path)
 
 	shim_config_defaults(&cfg);
 	rc = shim_config_load(&cfg, path, &diag);
+	if (rc == 0 && diag.errors == 0 && cfg.breakglass_verify_key != NULL) {
+		struct shim_bg_key key;
+
+		if (shimd_breakglass_key(&cfg, &key, stderr) < 0) {
+			diag.errors++;
+		}
+		shim_memzero(&key, sizeof(key));
+	}
 	shim_config_free(&cfg);
 	if (rc < 0 || diag.errors > 0) {
 		fprintf(stderr, "%s: %u error%s\n", path, diag.errors,

@@ -343,6 +343,7 @@ static int ctl_start(struct shimd *d)
 	};
 	struct shim_event_sink_ops sink;
 	size_t q;
+	int rc;
 
 	shim_ctl_cfg_default(&cfg);
 	cfg.idle_timeout_ms = secs_to_ms(d->cfg.idle_timeout);
@@ -365,10 +366,108 @@ static int ctl_start(struct shimd *d)
 	cfg.connect_on_input = !shim_serial_is_pty_spec(d->cfg.tech_path,
 							&(const char *){ NULL }) &&
 			       d->cfg.tech_serial.presence == SHIM_PRESENCE_NONE;
+	cfg.bg_max_duration_ms = secs_to_ms(d->cfg.breakglass_max_duration);
 	shim_eventlog_sink(d->evlog, &sink);
 	d->ctl_armed = INT64_MAX;
-	return shim_ctl_init(&d->ctl, &cfg, &d->lp.port, &d->gate, &d->clock,
-			     &io, &rec, &sink, &hooks);
+	rc = shim_ctl_init(&d->ctl, &cfg, &d->lp.port, &d->gate, &d->clock,
+			   &io, &rec, &sink, &hooks);
+	if (rc == 0 && d->cfg.breakglass_verify_key != NULL) {
+		shim_ctl_set_breakglass(&d->ctl, &d->bg);
+	}
+	return rc;
+}
+
+/* Reads and checks breakglass.verify_key against cfg's shim ID. Problems
+ * are printed as "FILE:LINE: message" (or "FILE: message") through log
+ * (shimd's log) or to out (--check-config). 0 and *key loaded, or < 0. */
+int shimd_breakglass_key(const struct shim_config *cfg, struct shim_bg_key *key,
+			 FILE *out)
+{
+	const char *path = cfg->breakglass_verify_key;
+	char buf[4096], why[600];
+	struct stat st;
+	unsigned line = 0;
+	ssize_t n;
+	int fd, rc = 0;
+
+	memset(key, 0, sizeof(*key));
+	why[0] = '\0';
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "%s: breakglass.verify_key: %s", path,
+			 strerror(errno));
+		rc = SHIM_EIO;
+		goto out;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+		log_warn("breakglass.verify_key %s: mode %03o, should be 0600",
+			 path, (unsigned)(st.st_mode & 0777));
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || (size_t)n == sizeof(buf)) {
+		snprintf(why, sizeof(why), "%s: breakglass.verify_key: %s", path,
+			 n < 0 ? strerror(errno) : "too large");
+		shim_memzero(buf, sizeof(buf));
+		rc = SHIM_EIO;
+		goto out;
+	}
+	rc = shim_bg_key_parse(buf, (size_t)n, key, &line);
+	shim_memzero(buf, sizeof(buf));
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "%s:%u: not a break-glass verify key "
+			 "(shimctl breakglass provision writes one)", path, line);
+		goto out;
+	}
+	if (cfg->shim_id == NULL || strcmp(key->shim_id, cfg->shim_id) != 0) {
+		snprintf(why, sizeof(why), "%s: breakglass.verify_key %s is for "
+			 "shim '%s', this is '%s'", path, path, key->shim_id,
+			 cfg->shim_id ? cfg->shim_id : "");
+		shim_memzero(key, sizeof(*key));
+		rc = SHIM_EINVAL;
+	}
+out:
+	if (rc != 0) {
+		if (out != NULL) {
+			fprintf(out, "%s\n", why);
+		} else {
+			log_err("%s", why);
+		}
+	}
+	return rc;
+}
+
+/* breakglass.verify_key: the file shimctl breakglass provision wrote for
+ * this shim. A key that cannot be read or is another shim's stops the
+ * start (a configuration error); marks that cannot be loaded leave
+ * break-glass refusing every code (breakglass_state_not_durable). */
+static int bg_start(struct shimd *d)
+{
+	const char *path = d->cfg.breakglass_verify_key;
+	struct shim_bg_key key;
+	int rc;
+
+	if (path == NULL) {
+		return 0;
+	}
+	rc = shimd_breakglass_key(&d->cfg, &key, NULL);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = shim_bg_init(&d->bg, &key, d->cfg.shim_id, &d->lp.port,
+			  d->cfg.gate.state_required, shim_clock_floor(&d->clock));
+	shim_memzero(&key, sizeof(key));
+	if (rc < 0) {
+		log_err("break-glass marks (%s): %s: every break-glass code is "
+			"refused until the file is repaired or removed",
+			SHIM_BG_STATE_NAME, shim_strerror(rc));
+		emit_simple(d, "breakglass_state_lost", SHIM_SEV_ERR, "reason",
+			    shim_strerror(rc));
+		return 0;
+	}
+	log_info("break-glass: verify key %s for %s (issuer %s)", path,
+		 d->cfg.shim_id, d->bg.key.key_id);
+	return 0;
 }
 
 /* ---- feeding the controller ------------------------------------------------ */
@@ -1353,6 +1452,10 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		log_info("custody: sealed recordings go to %s/%s/",
 			 d->cfg.custody_url, d->cfg.shim_id);
 	}
+	rc = bg_start(d);
+	if (rc < 0) {
+		return rc;
+	}
 	rc = ctl_start(d);
 	if (rc < 0) {
 		log_err("session controller: %s", shim_strerror(rc));
@@ -1463,6 +1566,7 @@ void shimd_fini(struct shimd *d)
 		close(d->signal_fd);
 	}
 	shim_gate_wipe(&d->gate);
+	shim_bg_wipe(&d->bg);
 	if (d->gate_scratch != NULL) {
 		shim_memzero(d->gate_scratch, d->gate_scratch_cap);
 		free(d->gate_scratch);

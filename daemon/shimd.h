@@ -7,6 +7,7 @@
 #define SHIMD_SHIMD_H
 
 #include <poll.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,7 @@ struct shimd {
 	struct shim_linux_port lp;
 	struct shim_clock clock; /* clock trust: the gate, retention, tokens */
 	struct shim_gate gate;
+	struct shim_bg bg;          /* break-glass verifier (breakglass:) */
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;
 	struct shim_recorder *rec;
@@ -193,5 +195,11 @@ int shimd_demo(const char *argv0);
 
 int64_t shimd_wall_ns(void);
 int64_t shimd_mono_ns(void);
+
+/* Reads breakglass.verify_key and checks it is this shim's (shimd's start
+ * and --check-config): 0 and *key loaded, else < 0 with the problem
+ * printed as "FILE:LINE: message" to out (NULL: shimd's log). */
+int shimd_breakglass_key(const struct shim_config *cfg, struct shim_bg_key *key,
+			 FILE *out);
 
 #endif

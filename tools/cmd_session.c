@@ -587,6 +587,10 @@ static void flag_list(FILE *f, uint32_t flags)
 		fprintf(f, "%s\"recovered\"", sep);
 		sep = ", ";
 	}
+	if (flags & SHIM_REC_F_BREAKGLASS) {
+		fprintf(f, "%s\"breakglass\"", sep);
+		sep = ", ";
+	}
 	if (flags & SHIM_REC_F_DAMAGED) {
 		fprintf(f, "%s\"damaged_tail_cut\"", sep);
 	}
@@ -1155,6 +1159,11 @@ static int do_list(struct ctx *c)
 				 shim_rec_damage_name(res.damage));
 			break;
 		}
+		if (res.have_footer && (f->flags & SHIM_REC_F_BREAKGLASS) != 0) {
+			size_t vl = strlen(verdict);
+
+			snprintf(verdict + vl, sizeof(verdict) - vl, " BREAK-GLASS");
+		}
 		if (c->o->json) {
 			c->out = stdout;
 			fputs("{\"session_id\": ", stdout);
@@ -1185,10 +1194,14 @@ static int do_list(struct ctx *c)
 			json_cstr(c, path);
 			fprintf(stdout,
 				", \"degraded\": %s, \"dropped_bytes\": %llu, "
-				"\"identity_pinned\": %s",
+				"\"identity_pinned\": %s, \"breakglass\": %s",
 				res.degraded ? "true" : "false",
 				(unsigned long long)res.dropped,
-				res.pinned ? "true" : "false");
+				res.pinned ? "true" : "false",
+				res.have_footer &&
+						(f->flags & SHIM_REC_F_BREAKGLASS) != 0
+					? "true"
+					: "false");
 			if (custody) {
 				fprintf(stdout, ", \"delivered\": %s",
 					strcmp(cust, "delivered") == 0 ? "true" :

@@ -41,6 +41,8 @@ static const struct {
 	  "decommission [--yes] [--abandon-undelivered] [--operator NAME] [--timeout S] [--out FILE]" },
 	{ "inventory", cmd_inventory_main,
 	  "inventory keygen --out FILE | create --serial SN --operator NAME [...] | sign RECORD --key FILE | verify RECORD --authority PUB [--json]" },
+	{ "breakglass", cmd_breakglass_main,
+	  "breakglass keygen --out MASTER | provision --shim ID --key MASTER --out FILE | issue --shim ID --ttl DURATION --reason TEXT --key MASTER [--technician ID]" },
 	{ "monitor", cmd_monitor_main,
 	  "monitor --inventory DIR [--authority PUB] --log FILE [--follow] [--now T] [--json] [--period S]" },
 };

@@ -35,6 +35,7 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path);
 /* Writes a CSR (CN = cn) signed by the key file to out (stdout when
  * NULL); the exit status. */
 int shim_tool_identity_csr(const char *key, const char *cn, const char *out);
+int cmd_breakglass_main(int argc, char **argv, const char *config_path);
 /* For a "keygen authority" entry point: same arguments as "token keygen". */
 int cmd_token_keygen_authority(int argc, char **argv, const char *config_path);
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base32.h"
+#include "breakglass.h"
 #include "clock.h"
 #include "controller.h"
 #include "fakes.h"
@@ -121,6 +122,8 @@ struct t {
 	char latch_event[64];
 	char codes[MAX_CODES][9];
 	size_t ncodes;
+	const char *sink_fail; /* events of this name are not durable */
+	struct shim_bg bg;
 };
 
 /* ---- fakes ---------------------------------------------------------------- */
@@ -292,6 +295,9 @@ static int sink_emit(void *ctx, const struct shim_event *ev)
 	struct t *t = ctx;
 
 	assert_true(t->nev < MAX_EVENTS);
+	if (t->sink_fail != NULL && strcmp(ev->name, t->sink_fail) == 0) {
+		return SHIM_EIO;
+	}
 	t->ev[t->nev++] = *ev;
 	return 0;
 }
@@ -2403,6 +2409,356 @@ static void test_clock_report_gives_trusted_time(void **state)
 	assert_field(last_event(t, "clock_jump"), "offset", "1000");
 }
 
+
+/* ---- break-glass ---------------------------------------------------------------- */
+
+#define BG_SHIM "shim-under-test"
+
+static const uint8_t bg_master[SHIM_BG_KEY_LEN] = { 0x42, 0x17, 0x99 };
+
+/* Boots with a break-glass verifier for BG_SHIM. */
+static void bg_boot(struct t *t)
+{
+	struct shim_bg_key key;
+
+	boot(t);
+	memset(&key, 0, sizeof(key));
+	snprintf(key.shim_id, sizeof(key.shim_id), "%s", BG_SHIM);
+	assert_int_equal(shim_bg_derive(&t->fp.port.crypto, bg_master, BG_SHIM,
+					strlen(BG_SHIM), key.key), 0);
+	assert_int_equal(shim_bg_key_id(&t->fp.port.crypto, bg_master,
+					key.key_id), 0);
+	key.loaded = 1;
+	assert_int_equal(shim_bg_init(&t->bg, &key, BG_SHIM, &t->fp.port, 0, 0),
+			 0);
+	shim_ctl_set_breakglass(&t->ctl, &t->bg);
+}
+
+/* A code for shim issued at issued_s; its last group (the MAC's end) is
+ * remembered so that the teardown finds it in no log, event or meta. */
+static void bg_code(struct t *t, const char *shim, const char *tech,
+		    int64_t issued_s, unsigned ttl_min, uint16_t nonce,
+		    char out[SHIM_BG_TEXT_LEN + 1])
+{
+	struct shim_bg_code code;
+	uint8_t k[SHIM_BG_KEY_LEN];
+
+	memset(&code, 0, sizeof(code));
+	code.bound = tech != NULL;
+	code.tag = shim_bg_tag(shim, strlen(shim));
+	code.nonce = nonce;
+	code.issued = (uint32_t)((issued_s - SHIM_BG_EPOCH) / 60);
+	code.ttl = (uint16_t)ttl_min;
+	assert_int_equal(shim_bg_derive(&t->fp.port.crypto, bg_master, shim,
+					strlen(shim), k), 0);
+	assert_int_equal(shim_bg_mac(&t->fp.port.crypto, k, shim, strlen(shim),
+				     tech, tech ? strlen(tech) : 0, &code,
+				     code.mac), 0);
+	assert_int_equal(shim_bg_format(&code, out), 0);
+	remember_code(t, out + 18);
+}
+
+static void bg_type(struct t *t, const char *id, const char *code)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "%s %s\r", id, code);
+	type(t, line);
+}
+
+static size_t event_index(struct t *t, const char *name, const char *k,
+			  const char *v)
+{
+	size_t i;
+
+	for (i = 0; i < t->nev; i++) {
+		const char *got = k ? shim_event_get(&t->ev[i], k) : "";
+
+		if (strcmp(t->ev[i].name, name) == 0 && got != NULL &&
+		    (v == NULL || strcmp(got, v) == 0)) {
+			return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+static void test_bg_opens_session_with_elevated_audit(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1], want[512];
+	const struct shim_event *ev;
+	size_t m, used, ce, is, ok;
+	const struct op *meta;
+
+	t->cfg.max_duration_ms = 8 * 3600 * 1000;
+	t->cfg.bg_max_duration_ms = 3600 * 1000;
+	bg_boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 30, 0x5a5, code);
+	m = mark(t, SHIM_SIDE_TECH);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+	/* a technician who is not enrolled: the typed ID */
+	assert_string_equal(t->ctl.tech_id, "vendor.eng");
+	snprintf(want, sizeof(want),
+		 "vendor.eng %s\r\nAuthenticated as vendor.eng; session sess-0001\r\n"
+		 "BREAK-GLASS session %s: recorded, reported to clinical "
+		 "engineering and InfoSec; ends in 30 min\r\n",
+		 code, t->ctl.bg_serial);
+	assert_out(t, SHIM_SIDE_TECH, m, want);
+	/* the three reports, in the priority lane, before the session */
+	used = event_index(t, "breakglass_used", NULL, NULL);
+	ce = event_index(t, "breakglass_notify", "audience", "clinical_engineering");
+	is = event_index(t, "breakglass_notify", "audience", "infosec");
+	ok = event_index(t, "auth_ok", NULL, NULL);
+	assert_true(used != SIZE_MAX && ce != SIZE_MAX && is != SIZE_MAX);
+	assert_true(used < ok && ce < ok && is < ok);
+	ev = &t->ev[used];
+	assert_int_equal(ev->priority, 1);
+	assert_int_equal(t->ev[ce].priority, 1);
+	assert_int_equal(t->ev[is].priority, 1);
+	assert_field(ev, "technician", "vendor.eng");
+	assert_field(ev, "serial", t->ctl.bg_serial);
+	assert_field(ev, "issuer", t->bg.key.key_id);
+	assert_field(ev, "technician_bound", "no");
+	assert_field(ev, "clock", "trusted");
+	assert_field(last_event(t, "auth_ok"), "factor", "breakglass");
+	assert_field(last_event(t, "session_start"), "breakglass", t->ctl.bg_serial);
+	/* the recording says so */
+	meta = &t->ops[meta_index(t, 0, "breakglass")];
+	assert_non_null(strstr(meta->detail, t->ctl.bg_serial));
+	assert_non_null(strstr(meta->detail, t->bg.key.key_id));
+	assert_true(meta_index(t, 0, "breakglass") > meta_index(t, 0, "session_start"));
+	/* its own maximum: the code's 30 minutes, before the hour */
+	assert_int_equal(t->ctl.deadline[SHIM_DL_MAX],
+			 now_mono(t) + 30LL * 60 * 1000000000LL);
+	advance_ms(t, 30LL * 60 * 1000);
+	assert_field(last_event(t, "session_end"), "reason", "max_duration");
+	assert_field(last_event(t, "session_end"), "breakglass", t->ev[used].fields[1].value);
+}
+
+static void test_bg_max_duration_setting_is_shorter(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1];
+
+	t->cfg.bg_max_duration_ms = 600 * 1000;
+	bg_boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 120, 1, code);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+	assert_int_equal(t->ctl.deadline[SHIM_DL_MAX],
+			 now_mono(t) + 600LL * 1000000000LL);
+}
+
+/* Each refusal: the uniform line, its own reason, counted as a failure. */
+static void bg_refused(struct t *t, const char *id, const char *code,
+		       const char *reason, unsigned failures)
+{
+	char want[256], n[16];
+	size_t m = mark(t, SHIM_SIDE_TECH);
+	size_t sessions = t->sessions;
+
+	bg_type(t, id, code);
+	snprintf(want, sizeof(want), "%s %s\r\nAuth fail\r\n", id, code);
+	assert_out(t, SHIM_SIDE_TECH, m, want);
+	assert_int_equal(t->sessions, sessions);
+	assert_field(last_event(t, "auth_fail"), "reason", reason);
+	snprintf(n, sizeof(n), "%u", failures);
+	assert_field(last_event(t, "auth_fail"), "failures", n);
+	assert_int_not_equal(t->ctl.state, SHIM_ST_OPEN);
+	run_to_deadline(t); /* the fail delay */
+}
+
+static void test_bg_refusals_have_precise_reasons(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1], other[SHIM_BG_TEXT_LEN + 1];
+	char typo[SHIM_BG_TEXT_LEN + 1];
+	struct shim_bg_code c;
+	const char *name = "another-shim";
+	int i;
+
+	t->gcfg.max_failures = 10;
+	bg_boot(t);
+	connect_prompt(t);
+	/* a typo */
+	bg_code(t, BG_SHIM, NULL, T0, 60, 2, code);
+	memcpy(typo, code, sizeof(typo));
+	typo[2] = typo[2] == 'A' ? 'B' : 'A';
+	bg_refused(t, "vendor.eng", typo, "breakglass_mistyped", 1);
+	/* a forgery with a good check character */
+	assert_int_equal(shim_bg_parse(code, strlen(code), &c), 0);
+	c.mac[0] ^= 0x80;
+	assert_int_equal(shim_bg_format(&c, typo), 0);
+	bg_refused(t, "vendor.eng", typo, "breakglass_bad", 2);
+	assert_non_null(shim_event_get(last_event(t, "auth_fail"), "breakglass"));
+	/* another shim's code (its tag differs from ours) */
+	for (i = 0; shim_bg_tag(name, strlen(name)) ==
+		    shim_bg_tag(BG_SHIM, strlen(BG_SHIM)); i++) {
+		name = i == 0 ? "shim-b" : "shim-c";
+	}
+	bg_code(t, name, NULL, T0, 60, 3, other);
+	bg_refused(t, "vendor.eng", other, "breakglass_wrong_shim", 3);
+	/* expired: issued two hours ago for an hour */
+	bg_code(t, BG_SHIM, NULL, T0 - 7200, 60, 4, other);
+	bg_refused(t, "vendor.eng", other, "breakglass_expired", 4);
+	/* bound to someone else */
+	bg_code(t, BG_SHIM, "alice@example.org", T0, 60, 5, other);
+	bg_refused(t, "vendor.eng", other, "breakglass_bad", 5);
+	/* the good one opens, once */
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+	shim_ctl_end_session(&t->ctl, "technician_disconnect");
+	assert_int_equal(t->ctl.state, SHIM_ST_CHALLENGE);
+	bg_refused(t, "vendor.eng", code, "breakglass_used", 6);
+	/* and not for another technician either */
+	bg_refused(t, "bob@example.org", code, "breakglass_used", 1);
+}
+
+static void test_bg_not_configured_is_a_failure(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1];
+
+	boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 60, 2, code);
+	bg_refused(t, "vendor.eng", code, "breakglass_not_configured", 1);
+}
+
+static void test_bg_notifications_not_durable_gate_stays_closed(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1], want[512];
+	size_t m;
+
+	bg_boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 60, 7, code);
+	t->sink_fail = "breakglass_notify";
+	m = mark(t, SHIM_SIDE_TECH);
+	bg_type(t, "vendor.eng", code);
+	snprintf(want, sizeof(want),
+		 "vendor.eng %s\r\nAuth fail\r\nBreak-glass: the notifications "
+		 "could not be stored; the gate stays closed. Call InfoSec.\r\n",
+		 code);
+	assert_out(t, SHIM_SIDE_TECH, m, want);
+	assert_int_equal(t->ctl.state, SHIM_ST_CHALLENGE);
+	assert_int_equal(t->sessions, 0);
+	assert_null(last_op(t, OP_BEGIN));
+	assert_field(last_event(t, "auth_fail"), "reason", "breakglass_not_reported");
+	/* the code was not spent: with the spool back it opens */
+	t->sink_fail = NULL;
+	run_to_deadline(t);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+}
+
+static void test_bg_never_clears_an_emergency_stop(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1];
+	size_t m;
+
+	bg_boot(t);
+	connect_prompt(t);
+	shim_ctl_estop(&t->ctl, "case_opened", "lid");
+	bg_code(t, BG_SHIM, NULL, T0, 60, 8, code);
+	m = mark(t, SHIM_SIDE_TECH);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_EMERGENCY_STOP);
+	assert_int_equal(t->sessions, 0);
+	assert_int_equal(mark(t, SHIM_SIDE_TECH), m); /* not even read */
+	assert_int_equal(events_named(t, "breakglass_used"), 0);
+	shim_ctl_hangup(&t->ctl);
+	shim_ctl_connect(&t->ctl, "again");
+	assert_int_equal(t->ctl.state, SHIM_ST_EMERGENCY_STOP);
+	/* the authorised reset, then the unspent code works */
+	shim_ctl_estop_cleared(&t->ctl);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+}
+
+static void test_bg_guesses_hit_the_rate_limit(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1], id[32];
+	struct shim_bg_code c;
+	int i;
+
+	t->gcfg.rate_failures = 5;
+	t->gcfg.rate_seconds = 60;
+	bg_boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 60, 9, code);
+	assert_int_equal(shim_bg_parse(code, strlen(code), &c), 0);
+	for (i = 0; i < 5; i++) {
+		c.mac[1] = (uint8_t)(c.mac[1] + 1);
+		assert_int_equal(shim_bg_format(&c, code), 0);
+		snprintf(id, sizeof(id), "guess%d", i);
+		bg_type(t, id, code);
+		if (t->ctl.state == SHIM_ST_LOCKED) {
+			break;
+		}
+		run_to_deadline(t);
+	}
+	/* the sixth line meets the shim-wide limit, whatever it holds */
+	bg_code(t, BG_SHIM, NULL, T0, 60, 10, code);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_LOCKED);
+	assert_field(last_event(t, "auth_fail"), "reason", "rate_limited");
+	assert_int_equal(events_named(t, "breakglass_used"), 0);
+}
+
+static void test_bg_untrusted_clock_judged_at_floor(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1];
+
+	bg_boot(t);
+	connect_prompt(t);
+	/* the clock falls back to 1970 (RTC battery dead) */
+	bg_code(t, BG_SHIM, NULL, T0, 60, 11, code);
+	fake_port_set_time(&t->fp, 1000);
+	bg_type(t, "vendor.eng", code);
+	/* not provably expired at the last known time: accepted, flagged */
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+	assert_field(last_event(t, "breakglass_used"), "clock", "untrusted");
+	shim_ctl_end_session(&t->ctl, "technician_disconnect");
+	/* a code that had expired by the last known time is refused */
+	bg_code(t, BG_SHIM, NULL, T0 - 7200, 60, 12, code);
+	bg_refused(t, "vendor.eng", code, "breakglass_expired", 1);
+}
+
+static void test_bg_code_without_id_is_kept_nowhere(void **state)
+{
+	struct t *t = *state;
+	char code[SHIM_BG_TEXT_LEN + 1], want[128];
+	size_t m, i;
+
+	bg_boot(t);
+	connect_prompt(t);
+	bg_code(t, BG_SHIM, NULL, T0, 60, 13, code);
+	m = mark(t, SHIM_SIDE_TECH);
+	snprintf(want, sizeof(want), "%s\r", code);
+	type(t, want);
+	snprintf(want, sizeof(want), "%s\r\nAuth fail\r\n", code);
+	assert_out(t, SHIM_SIDE_TECH, m, want);
+	assert_field(last_event(t, "auth_fail"), "reason", "breakglass_no_id");
+	assert_field(last_event(t, "auth_fail"), "technician", "(malformed)");
+	/* counted shim-wide, never as a claimed ID in the lockout slots */
+	for (i = 0; i < SHIM_GATE_LOCK_SLOTS; i++) {
+		assert_null(strstr(t->gate.locks[i].id, code + 18));
+	}
+	assert_int_equal(t->gate.rate[0] != 0, 1);
+	/* and not spent: typed with an ID it opens */
+	run_to_deadline(t);
+	bg_type(t, "vendor.eng", code);
+	assert_int_equal(t->ctl.state, SHIM_ST_OPEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2456,6 +2812,15 @@ int main(void)
 		T(test_device_down_in_session),
 		T(test_shutdown_ends_and_opens_nothing),
 		T(test_clock_report_gives_trusted_time),
+		T(test_bg_opens_session_with_elevated_audit),
+		T(test_bg_max_duration_setting_is_shorter),
+		T(test_bg_refusals_have_precise_reasons),
+		T(test_bg_not_configured_is_a_failure),
+		T(test_bg_notifications_not_durable_gate_stays_closed),
+		T(test_bg_never_clears_an_emergency_stop),
+		T(test_bg_guesses_hit_the_rate_limit),
+		T(test_bg_untrusted_clock_judged_at_floor),
+		T(test_bg_code_without_id_is_kept_nowhere),
 #undef T
 	};
 
