@@ -394,6 +394,11 @@ int shimd_harden_landlock(struct shimd_harden *h, const struct shim_config *cfg)
 	}
 	ll_add(&l, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE |
 				LANDLOCK_ACCESS_FS_WRITE_FILE);
+#ifdef SHIM_TEST_HOOKS
+	/* test builds: libfaketime (LD_PRELOAD by the clock tests) reads
+	 * the fake time from this file */
+	ll_add_parent(&l, getenv("FAKETIME_TIMESTAMP_FILE"), LL_RO);
+#endif
 	if (shimd_harden_exec_path != NULL) {
 		ll_add(&l, shimd_harden_exec_path, LANDLOCK_ACCESS_FS_READ_FILE |
 						   LANDLOCK_ACCESS_FS_EXECUTE);
