@@ -21,6 +21,9 @@
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <linux/securebits.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "config.h"
 #include "harden.h"
@@ -394,6 +397,10 @@ int shimd_harden_landlock(struct shimd_harden *h, const struct shim_config *cfg)
 	}
 	ll_add(&l, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE |
 				LANDLOCK_ACCESS_FS_WRITE_FILE);
+#if defined(__SANITIZE_ADDRESS__)
+	/* LeakSanitizer reads the maps and the threads at exit */
+	ll_add(&l, "/proc", LL_RO);
+#endif
 #ifdef SHIM_TEST_HOOKS
 	/* test builds: libfaketime (LD_PRELOAD by the clock tests) reads
 	 * the fake time from this file */
@@ -500,6 +507,12 @@ int shimd_harden_seccomp(struct shimd_harden *h)
 	size_t i;
 	int rc;
 
+#if defined(__SANITIZE_ADDRESS__)
+	/* LeakSanitizer's check at exit stops the threads from a helper
+	 * process, which cannot work under the filter: the sanitizer build
+	 * checks for leaks here, at the end of start-up, instead. */
+	__lsan_do_leak_check();
+#endif
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigsys;
 	sa.sa_flags = SA_SIGINFO;
