@@ -498,6 +498,14 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	_exit(128 + SIGSYS); /* not reached */
 }
 
+/* SCMP_A0 with every field named (clang's -Wmissing-field-initializers) */
+static struct scmp_arg_cmp arg0(enum scmp_compare op, scmp_datum_t v)
+{
+	struct scmp_arg_cmp c = { .arg = 0, .op = op, .datum_a = v, .datum_b = 0 };
+
+	return c;
+}
+
 int shimd_harden_seccomp(struct shimd_harden *h)
 {
 	static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
@@ -540,16 +548,16 @@ int shimd_harden_seccomp(struct shimd_harden *h)
 	}
 	for (i = 0; rc == 0 && i < sizeof(families) / sizeof(families[0]); i++) {
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+				      arg0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
 	}
 	if (rc == 0) {
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
-				      SCMP_A0(SCMP_CMP_NE, SIGSYS));
+				      arg0(SCMP_CMP_NE, SIGSYS));
 	}
 	if (rc == 0) {
 		rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS,
 				      SCMP_SYS(rt_sigaction), 1,
-				      SCMP_A0(SCMP_CMP_EQ, SIGSYS));
+				      arg0(SCMP_CMP_EQ, SIGSYS));
 	}
 	n += 2;
 	if (rc == 0) {
