@@ -77,3 +77,17 @@ demo-walkthrough: deps all
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz build-arm64 build-fw
+
+# The man pages (docs/man/*.scd, rendered by scdoc into build/man/).
+.PHONY: man deb deb-arm64
+man: configure
+	cmake --build $(BUILD) --target man
+
+# The Debian package, built by dpkg-buildpackage from debian/ in a copy of
+# the tree under $(BUILD)/deb/; leaves $(BUILD)/shimd_<version>_<arch>.deb.
+deb: deps
+	sh scripts/build-deb.sh $(BUILD)
+
+# The same, cross-built for arm64 (Raspberry Pi 4 / Zero 2 W).
+deb-arm64: deps
+	sh scripts/build-deb.sh $(BUILD) arm64

@@ -340,9 +340,37 @@ static void k_shim_desc(struct loader *ld, const char *key, yaml_node_t *v)
 	get_str(ld, v, key, &CFG->description);
 }
 
+/* The account shimd becomes when started as root (daemon/harden.c). */
+static void k_shim_user(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	const char *s;
+	size_t i;
+
+	if (get_str(ld, v, key, &CFG->run_user) != 0) {
+		return;
+	}
+	s = CFG->run_user;
+	if (s[0] == '\0' || strlen(s) > 32) {
+		msg(ld, 0, line_of(v), "%s: must be a user name of 1 to 32 characters",
+		    key);
+		return;
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+		      ch == '.') || (i == 0 && ch == '-')) {
+			msg(ld, 0, line_of(v), "%s: '%s' is not a user name", key, s);
+			return;
+		}
+	}
+}
+
 static const struct keydef shim_keys[] = {
 	{ "id", k_shim_id },
 	{ "description", k_shim_desc },
+	{ "user", k_shim_user },
 	{ NULL, NULL },
 };
 
@@ -1846,6 +1874,7 @@ void shim_config_free(struct shim_config *cfg)
 	free(cfg->file);
 	free(cfg->shim_id);
 	free(cfg->description);
+	free(cfg->run_user);
 	free(cfg->tech_path);
 	free(cfg->dev_path);
 	free(cfg->issuer);

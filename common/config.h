@@ -80,6 +80,7 @@ struct shim_config {
 	/* shim: */
 	char *shim_id;
 	char *description;
+	char *run_user;             /* shim.user: account to become when root */
 
 	/* serial: */
 	char *tech_path;            /* "pty:/path" or a tty device */

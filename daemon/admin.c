@@ -229,6 +229,7 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 	if (strcmp(line, "status") == 0) {
 		log_debug("admin %s: status", who);
 		n = shimd_status_text(d, buf, sizeof(buf));
+		n += shimd_harden_status(&d->hard, buf + n, sizeof(buf) - n);
 		reply(c, buf, n);
 		replys(c, "ok\n");
 		return;
@@ -271,6 +272,25 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		replys(c, buf);
 		return;
 	}
+#ifdef SHIM_TEST_HOOKS
+	/* test builds only: proves that the seccomp filter kills */
+	if (strcmp(line, "test-forbidden-syscall") == 0) {
+		shimd_harden_test_forbidden();
+		replys(c, "error: the forbidden system call returned\n");
+		return;
+	}
+	if (strncmp(line, "test-open ", 10) == 0) {
+		int fd = open(line + 10, O_RDONLY | O_CLOEXEC);
+
+		snprintf(buf, sizeof(buf), "%s\nok\n",
+			 fd >= 0 ? "opened" : strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+		}
+		replys(c, buf);
+		return;
+	}
+#endif
 	if (strcmp(line, "clock-status") == 0) {
 		n = shimd_clock_status(d, buf, sizeof(buf));
 		reply(c, buf, n);

@@ -114,15 +114,16 @@ int shimd_demo(const char *argv0)
 		log_err("demo: the generated configuration does not load");
 		return 1;
 	}
+	if (exe_dir(bindir, sizeof(bindir)) < 0) {
+		snprintf(bindir, sizeof(bindir), ".");
+	}
+	snprintf(emu, sizeof(emu), "%s/pump-emulator", bindir);
+	shimd_harden_exec_path = emu; /* Landlock lets the demo start it */
 	rc = shimd_init(&d, &cfg);
 	if (rc < 0) {
 		shimd_fini(&d);
 		return 1;
 	}
-	if (exe_dir(bindir, sizeof(bindir)) < 0) {
-		snprintf(bindir, sizeof(bindir), ".");
-	}
-	snprintf(emu, sizeof(emu), "%s/pump-emulator", bindir);
 	snprintf(pump, sizeof(pump), "%s/pump", dir);
 	pid = fork();
 	if (pid == 0) {

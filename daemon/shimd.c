@@ -1032,6 +1032,12 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 		timer_ack(d, t);
 		shimd_admin_expire(d);
 		break;
+	case SHIMD_T_WATCHDOG:
+		/* the loop is alive: a wedged loop misses this, and the
+		 * service manager restarts shimd */
+		timer_ack(d, t);
+		(void)shimd_notify_send(&d->notify, "WATCHDOG=1");
+		break;
 	default:
 		timer_ack(d, t);
 		break;
@@ -1080,8 +1086,35 @@ static void serve_lines(struct shimd *d, short trev, short drev)
 int shimd_run(struct shimd *d)
 {
 	struct pollfd p[SLOT__COUNT];
+	char line[512];
 	size_t i;
 	int n;
+
+	/* Start-up is over: from here on only the steady state's system
+	 * calls (daemon/harden.c). */
+	if (shimd_harden_seccomp(&d->hard) < 0) {
+		log_err("refusing to run without the seccomp allow-list");
+		return 1;
+	}
+	shimd_harden_summary(&d->hard, line, sizeof(line));
+	log_info("%s", line);
+	if (d->notify.watchdog_us > 0) {
+		uint64_t ms = d->notify.watchdog_us / 2000;
+		struct itimerspec its;
+
+		memset(&its, 0, sizeof(its));
+		its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(ms / 1000);
+		its.it_value.tv_nsec = its.it_interval.tv_nsec =
+			(long)(ms % 1000) * 1000000L;
+		if (ms == 0) {
+			its.it_value.tv_nsec = its.it_interval.tv_nsec = 500000L;
+		}
+		timerfd_settime(d->timer_fd[SHIMD_T_WATCHDOG], 0, &its, NULL);
+	}
+	snprintf(line, sizeof(line), "READY=1\nSTATUS=%s, gate %s",
+		 d->hard.seccomp ? "seccomp on" : "seccomp off",
+		 shim_state_name(d->ctl.state));
+	(void)shimd_notify_send(&d->notify, line);
 
 	while (!d->stop) {
 		ctl_timer_update(d);
@@ -1146,6 +1179,7 @@ int shimd_run(struct shimd *d)
 	{
 		int pf = strcmp(d->stop_reason, "power_fail") == 0;
 
+		(void)shimd_notify_send(&d->notify, "STOPPING=1");
 		shim_ctl_shutdown(&d->ctl, pf ? "power_loss" : "shutdown");
 		shimd_heartbeat_shutdown(d, pf ? "power_fail" :
 					 d->exit_code == 0 ? "sigterm" : "error");
@@ -1289,6 +1323,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	for (i = 0; i < SHIMD_ADMIN_CLIENTS; i++) {
 		d->admin[i].fd = -1;
 	}
+	d->notify.fd = -1;
 	if (d->cfg.tech_path == NULL || d->cfg.dev_path == NULL) {
 		log_err("configuration names no serial endpoints");
 		return SHIM_EINVAL;
@@ -1313,6 +1348,16 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	log_warn("factory-test build: a factory_jumper input lets tamper "
 		 "sensors report without latching; not for deployed units");
 #endif
+	rc = shimd_notify_open(&d->notify);
+	if (rc < 0) {
+		return rc;
+	}
+	/* no_new_privs, root dropped, no capability: before anything is
+	 * created in the storage (daemon/harden.c) */
+	rc = shimd_harden_privileges(&d->hard, &d->cfg);
+	if (rc < 0) {
+		return rc;
+	}
 	rc = check_storage(d->cfg.storage_root);
 	if (rc < 0) {
 		return rc;
@@ -1336,6 +1381,13 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 				d->cfg.storage_root);
 			return SHIM_EEXIST;
 		}
+	}
+	/* Before the first thread: a Landlock domain binds the thread that
+	 * asks and those it creates afterwards. */
+	rc = shimd_harden_landlock(&d->hard, &d->cfg);
+	if (rc < 0) {
+		log_err("refusing to start: the Landlock rules were refused");
+		return rc;
 	}
 	state_dir = shim_config_path(&d->cfg, "state");
 	if (state_dir == NULL) {
@@ -1575,6 +1627,7 @@ void shimd_fini(struct shimd *d)
 	shim_memzero(d->rbuf, sizeof(d->rbuf));
 	shim_linux_port_fini(&d->lp);
 	shim_config_free(&d->cfg);
+	shimd_notify_close(&d->notify);
 	if (d->lock_fd >= 0) {
 		close(d->lock_fd);
 	}

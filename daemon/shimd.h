@@ -15,8 +15,10 @@
 #include "controller.h"
 #include "eventlog.h"
 #include "gate.h"
+#include "harden.h"
 #include "heartbeat.h"
 #include "lineedit.h"
+#include "notify.h"
 #include "port_linux.h"
 #include "recorder.h"
 #include "sensors.h"
@@ -68,6 +70,7 @@ enum shimd_timer {
 	SHIMD_T_SENSORS,        /* sensor debounce and file checks */
 	SHIMD_T_HEARTBEAT,      /* tamper.heartbeat_period */
 	SHIMD_T_ADMIN,          /* admin clients' idle limit */
+	SHIMD_T_WATCHDOG,       /* WATCHDOG=1 to the service manager */
 	SHIMD_T__COUNT,
 };
 
@@ -110,6 +113,8 @@ struct shimd {
 	char stop_reason[24];    /* why the loop is stopping ("" = signal) */
 
 	int lock_fd;             /* <storage_root>/shimd.lock, held */
+	struct shimd_harden hard; /* privileges, Landlock, seccomp */
+	struct shimd_notify notify; /* $NOTIFY_SOCKET, watchdog */
 	int stop;                /* leave the loop */
 	int exit_code;
 };

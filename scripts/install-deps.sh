@@ -31,6 +31,12 @@ PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binf
 libmbedtls-dev:arm64 libyaml-dev:arm64 libcmocka-dev:arm64 libqrencode-dev:arm64
 libgpiod-dev:arm64 libssl-dev:arm64 libcurl4-openssl-dev:arm64"
 
+# shimd's seccomp allow-list (libseccomp, also for arm64), the man pages
+# (scdoc, man-db renders them in tests), and the Debian package: debhelper,
+# lintian, systemd-analyze for the unit (make deb, tests/package).
+PKGS="$PKGS libseccomp-dev libseccomp-dev:arm64 scdoc man-db debhelper lintian
+systemd"
+
 missing=""
 for p in $PKGS $FW_PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -231,6 +231,11 @@ static int check_tree(int fd, char *path, size_t plen, size_t pcap, int depth,
 		} else if (S_ISLNK(st.st_mode)) {
 			rc = distrust(why, cap, path, &st,
 				      "is a symbolic link");
+		} else if (S_ISDIR(st.st_mode) && st.st_uid != geteuid()) {
+			/* said before opening it: without capabilities
+			 * another user's 0700 directory cannot be opened */
+			rc = distrust(why, cap, path, &st,
+				      "owned by another user");
 		} else if (S_ISDIR(st.st_mode)) {
 			sub = openat(dirfd(d), de->d_name,
 				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |

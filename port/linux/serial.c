@@ -166,7 +166,9 @@ static int open_tty(struct shim_serial *s)
 
 	fd = open(s->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		return shim_err_from_errno(errno);
+		/* EBUSY: another program holds the line exclusively (only
+		 * CAP_SYS_ADMIN opens it anyway, and shimd has none) */
+		return errno == EBUSY ? SHIM_EACCES : shim_err_from_errno(errno);
 	}
 	if (!isatty(fd)) {
 		close(fd);
