@@ -347,6 +347,17 @@ int shimd_harden_landlock(struct shimd_harden *h, const struct shim_config *cfg)
 	ll_add(&l, cfg->siem_ca, LANDLOCK_ACCESS_FS_READ_FILE);
 	ll_add(&l, cfg->siem_client_cert, LANDLOCK_ACCESS_FS_READ_FILE);
 	ll_add(&l, cfg->siem_client_key, LANDLOCK_ACCESS_FS_READ_FILE);
+	ll_add(&l, cfg->breakglass_verify_key, LANDLOCK_ACCESS_FS_READ_FILE);
+	ll_add(&l, cfg->custody_ca, LANDLOCK_ACCESS_FS_READ_FILE);
+	ll_add(&l, cfg->custody_client_cert, LANDLOCK_ACCESS_FS_READ_FILE);
+	ll_add(&l, cfg->custody_client_key, LANDLOCK_ACCESS_FS_READ_FILE);
+	if (cfg->custody_url != NULL) {
+		/* libcurl's OpenSSL reads its configuration at start */
+		ll_add(&l, "/usr/lib/ssl", LANDLOCK_ACCESS_FS_READ_FILE |
+					   LANDLOCK_ACCESS_FS_READ_DIR);
+		ll_add(&l, "/etc/ssl", LANDLOCK_ACCESS_FS_READ_FILE |
+				       LANDLOCK_ACCESS_FS_READ_DIR);
+	}
 	if (cfg->admin_socket != NULL) {
 		ll_add_parent(&l, cfg->admin_socket,
 			      LANDLOCK_ACCESS_FS_MAKE_SOCK |
@@ -453,6 +464,7 @@ static const char *const allowed[] = {
 	"connect", "accept", "accept4", "bind", "listen", "getsockname",
 	"getpeername", "getsockopt", "setsockopt", "sendto", "recvfrom",
 	"sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown",
+	"socketpair", /* libcurl's wake-up pair (the custody uploader) */
 	/* memory and threads */
 	"mmap", "munmap", "mremap", "mprotect", "brk", "madvise", "futex",
 	"set_robust_list", "get_robust_list", "rseq", "clone", "clone3",
@@ -464,6 +476,7 @@ static const char *const allowed[] = {
 	"getpid", "gettid", "getppid", "getuid", "geteuid", "getgid",
 	"getegid", "getgroups", "getresuid", "getresgid", "uname", "sysinfo",
 	"prlimit64", "getrlimit", "getrusage", "getrandom", "prctl",
+	"getpriority", "setpriority", /* the uploader runs niced */
 #if defined(__SANITIZE_ADDRESS__)
 	/* LeakSanitizer stops the threads with ptrace at exit */
 	"ptrace", "waitpid", "mincore", "sched_getparam",
