@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "breakglass.h"
 #include "inventory.h"
 #include "keys.h"
 #include "p256key.h"
@@ -55,12 +56,12 @@ static const char usage_text[] =
 	"           [--recording-pub FILE] [--tamper-authority FILE]\n"
 	"           [--siem-host HOST [--siem-port N] --siem-ca FILE\n"
 	"            [--siem-server-name NAME] [--siem-cert FILE]]\n"
-	"           [--inventory-key KEY] [--force]\n";
+	"           [--inventory-key KEY] [--breakglass-key FILE] [--force]\n";
 
 enum {
 	O_SERIAL = 1, O_SHIM_ID, O_OPERATOR, O_STORAGE, O_TECH, O_DEV,
 	O_RECPUB, O_TAMPER, O_SIEM_HOST, O_SIEM_PORT, O_SIEM_CA,
-	O_SIEM_NAME, O_SIEM_CERT, O_INVKEY, O_FORCE, O_HELP,
+	O_SIEM_NAME, O_SIEM_CERT, O_INVKEY, O_BGKEY, O_FORCE, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -78,6 +79,7 @@ static const struct option longopts[] = {
 	{ "siem-server-name", required_argument, NULL, O_SIEM_NAME },
 	{ "siem-cert", required_argument, NULL, O_SIEM_CERT },
 	{ "inventory-key", required_argument, NULL, O_INVKEY },
+	{ "breakglass-key", required_argument, NULL, O_BGKEY },
 	{ "force", no_argument, NULL, O_FORCE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -91,6 +93,7 @@ struct prov {
 	char identity[PATH_MAX];
 	char recpub[PATH_MAX];
 	char tamper[PATH_MAX];
+	char bgkey[PATH_MAX];
 	char csr[PATH_MAX];
 	char inventory[PATH_MAX];
 	char abs[2][PATH_MAX];   /* --siem-ca, --siem-cert made absolute */
@@ -165,6 +168,59 @@ static int install_pub(const char *from, const char *to)
 	return 0;
 }
 
+/* The break-glass verify key (shimctl breakglass provision): it must be
+ * this shim's. */
+static int check_bgkey(const char *path, const char *shim_id)
+{
+	struct shim_bg_key k;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	unsigned line = 0;
+	int rc;
+
+	rc = shim_read_file_opt(path, 4096, 0, &buf, &len, NULL);
+	if (rc == 0) {
+		rc = shim_bg_key_parse((const char *)buf, len, &k, &line);
+	}
+	shim_memzero(buf, len);
+	free(buf);
+	if (rc != 0) {
+		fprintf(stderr, "shimctl: %s%s%u: not a break-glass verify key "
+				"(shimctl breakglass provision)\n", path,
+			line ? ":" : "", line);
+		shim_memzero(&k, sizeof(k));
+		return -1;
+	}
+	rc = strcmp(k.shim_id, shim_id) == 0 ? 0 : -1;
+	if (rc != 0) {
+		fprintf(stderr, "shimctl: %s is the break-glass key of shim '%s', "
+				"not of %s\n", path, k.shim_id, shim_id);
+	}
+	shim_memzero(&k, sizeof(k));
+	return rc;
+}
+
+/* Copies a secret file in (0600). */
+static int install_secret(const char *from, const char *to)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = shim_read_file_opt(from, 4096, 0, &buf, &len, NULL);
+	if (rc == 0) {
+		rc = shim_write_file_atomic(to, buf, len, 0600);
+	}
+	shim_memzero(buf, len);
+	free(buf);
+	if (rc != 0) {
+		fprintf(stderr, "shimctl: %s -> %s: %s\n", from, to,
+			shim_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 /* The configuration text from the options. */
 static int config_text(const struct prov *p, char *out, size_t cap)
 {
@@ -196,6 +252,9 @@ static int config_text(const struct prov *p, char *out, size_t cap)
 	if (OPT(p, O_TAMPER)) {
 		ADD("tamper:\n  reset_authority_public_key: \"%s\"\n",
 		    p->tamper);
+	}
+	if (OPT(p, O_BGKEY)) {
+		ADD("breakglass:\n  verify_key: \"%s\"\n", p->bgkey);
 	}
 	if (OPT(p, O_SIEM_HOST) && OPT(p, O_SIEM_CERT)) {
 		ADD("siem:\n  transport: syslog-tls\n  host: \"%s\"\n"
@@ -421,6 +480,7 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	    join(p->identity, sizeof(p->identity), p->keys, "identity.key") ||
 	    join(p->recpub, sizeof(p->recpub), p->keys, "recording-central.pub") ||
 	    join(p->tamper, sizeof(p->tamper), p->keys, "tamper-authority.pub") ||
+	    join(p->bgkey, sizeof(p->bgkey), p->keys, "breakglass.key") ||
 	    join(p->csr, sizeof(p->csr), p->keys, "siem-client.csr") ||
 	    join(p->inventory, sizeof(p->inventory), OPT(p, O_STORAGE),
 		 "inventory.inv")) {
@@ -470,6 +530,9 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 			goto out;
 		}
 	}
+	if (OPT(p, O_BGKEY) && check_bgkey(OPT(p, O_BGKEY), OPT(p, O_SHIM_ID)) != 0) {
+		goto out;
+	}
 	if (check_earlier(p, &same) != 0 || write_config(p, 1) != 0) {
 		goto out;
 	}
@@ -480,6 +543,9 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 		goto out;
 	}
 	if (OPT(p, O_TAMPER) && install_pub(OPT(p, O_TAMPER), p->tamper) != 0) {
+		goto out;
+	}
+	if (OPT(p, O_BGKEY) && install_secret(OPT(p, O_BGKEY), p->bgkey) != 0) {
 		goto out;
 	}
 	if (write_config(p, 0) != 0) {
@@ -578,6 +644,7 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	       "  SIEM client CSR: %s (send to the hospital CA)\n"
 	       "  recordings:      %s\n"
 	       "  tamper reset:    %s\n"
+	       "  break-glass:     %s\n"
 	       "  inventory:       %s (%s)\n",
 	       OPT(p, O_SERIAL), OPT(p, O_SHIM_ID),
 	       same ? " (already provisioned: nothing replaced)" : "",
@@ -585,6 +652,7 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	       same ? "" : " new", p->csr,
 	       local ? "local custody key (no --recording-pub)" : p->recpub,
 	       OPT(p, O_TAMPER) ? p->tamper : "no authority (--tamper-authority)",
+	       OPT(p, O_BGKEY) ? p->bgkey : "none (--breakglass-key)",
 	       p->inventory, OPT(p, O_INVKEY) ? "signed" :
 	       "unsigned: shimctl inventory sign");
 	status = 0;

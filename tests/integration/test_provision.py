@@ -38,7 +38,12 @@ class Bench:
         for args in (("inventory", "keygen", "--out", p("prov.key")),
                      ("token", "keygen", "--out", p("tamper.key"),
                       "--pub", p("tamper.pub")),
-                     ("keygen", "recording", "--out", p("central.key"))):
+                     ("keygen", "recording", "--out", p("central.key")),
+                     ("breakglass", "keygen", "--out", p("bg.master")),
+                     ("breakglass", "provision", "--shim", "pump-ward3-01",
+                      "--key", p("bg.master"), "--out", p("bg.key")),
+                     ("breakglass", "provision", "--shim", "other-01",
+                      "--key", p("bg.master"), "--out", p("bg-other.key"))):
             r = ctl(*args)
             assert r.returncode == 0, r.stderr
 
@@ -50,7 +55,8 @@ class Bench:
                    "--device-port", "pty:" + self.s.dev_path,
                    "--recording-pub", self.p("central.pub"),
                    "--tamper-authority", self.p("tamper.pub"),
-                   "--inventory-key", self.p("prov.key"), *extra)
+                   "--inventory-key", self.p("prov.key"),
+                   "--breakglass-key", self.p("bg.key"), *extra)
 
 
 def test_provision_to_first_login():
@@ -71,6 +77,10 @@ def test_provision_to_first_login():
         assert os.stat(keys).st_mode & 0o777 == 0o700
         ident = os.path.join(keys, "identity.key")
         assert os.stat(ident).st_mode & 0o777 == 0o600
+        bgk = os.path.join(keys, "breakglass.key")
+        assert os.stat(bgk).st_mode & 0o777 == 0o600
+        assert open(bgk).read() == open(b.p("bg.key")).read()
+        assert 'verify_key: "%s"' % bgk in open(s.config).read()
         csr = open(os.path.join(keys, "siem-client.csr")).read()
         assert "BEGIN CERTIFICATE REQUEST" in csr
         r = subprocess.run([st.SHIMD, "--check-config", s.config],
@@ -99,6 +109,14 @@ def test_provision_to_first_login():
         r = b.provision()
         assert r.returncode == 0 and "nothing replaced" in r.stdout, \
             r.stdout + r.stderr
+        assert sha(ident) == k1
+        # another shim's break-glass key: refused, nothing changed
+        r = ctl("--config", s.config, "provision", "--serial", "SN-0042",
+                "--shim-id", "pump-ward3-01", "--operator", "Jo Bloggs",
+                "--storage", s.storage, "--breakglass-key",
+                b.p("bg-other.key"))
+        assert r.returncode == 1 and "not of pump-ward3-01" in r.stderr, \
+            r.stderr
         assert sha(ident) == k1
         # another serial: refused, nothing changed
         r = b.provision("SN-9999")
