@@ -24,12 +24,16 @@
  * options, so a later run can add --siem-cert once the CA has signed the
  * CSR). A unit provisioned as another serial or shim ID, or a
  * configuration not written by this command, is refused unless --force
- * is given; --force makes a new identity. Provisioning a decommissioned
+ * is given; --force makes a new identity. --user NAME (shim.user: the
+ * account shimd drops to, "shim" for the package) is written into the
+ * configuration and given the storage tree. Provisioning a decommissioned
  * unit puts it back in service (the DECOMMISSIONED marker goes).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +60,13 @@ static const char usage_text[] =
 	"           [--recording-pub FILE] [--tamper-authority FILE]\n"
 	"           [--siem-host HOST [--siem-port N] --siem-ca FILE\n"
 	"            [--siem-server-name NAME] [--siem-cert FILE]]\n"
-	"           [--inventory-key KEY] [--breakglass-key FILE] [--force]\n";
+	"           [--inventory-key KEY] [--breakglass-key FILE] [--user NAME]\n"
+	"           [--force]\n";
 
 enum {
 	O_SERIAL = 1, O_SHIM_ID, O_OPERATOR, O_STORAGE, O_TECH, O_DEV,
 	O_RECPUB, O_TAMPER, O_SIEM_HOST, O_SIEM_PORT, O_SIEM_CA,
-	O_SIEM_NAME, O_SIEM_CERT, O_INVKEY, O_BGKEY, O_FORCE, O_HELP,
+	O_SIEM_NAME, O_SIEM_CERT, O_INVKEY, O_BGKEY, O_USER, O_FORCE, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -80,6 +85,7 @@ static const struct option longopts[] = {
 	{ "siem-cert", required_argument, NULL, O_SIEM_CERT },
 	{ "inventory-key", required_argument, NULL, O_INVKEY },
 	{ "breakglass-key", required_argument, NULL, O_BGKEY },
+	{ "user", required_argument, NULL, O_USER },
 	{ "force", no_argument, NULL, O_FORCE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -97,6 +103,8 @@ struct prov {
 	char csr[PATH_MAX];
 	char inventory[PATH_MAX];
 	char abs[2][PATH_MAX];   /* --siem-ca, --siem-cert made absolute */
+	uid_t uid;               /* --user's */
+	gid_t gid;
 };
 
 #define OPT(p, o) ((p)->opt[(o)])
@@ -221,6 +229,44 @@ static int install_secret(const char *from, const char *to)
 	return 0;
 }
 
+/* Gives the storage tree to shimd's account (shim.user): what provision
+ * made as root must be readable by the shimd that drops to it. Links are
+ * changed, never followed. */
+static int chown_tree(const char *dir, uid_t uid, gid_t gid)
+{
+	struct dirent *de;
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = 0;
+	DIR *d;
+
+	if (lchown(dir, uid, gid) != 0) {
+		return -1;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+			continue;
+		}
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+				     de->d_name) >= sizeof(path) ||
+		    lstat(path, &st) != 0) {
+			rc = -1;
+			continue;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			rc |= chown_tree(path, uid, gid);
+		} else if (lchown(path, uid, gid) != 0) {
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 /* The configuration text from the options. */
 static int config_text(const struct prov *p, char *out, size_t cap)
 {
@@ -239,12 +285,14 @@ static int config_text(const struct prov *p, char *out, size_t cap)
 	} while (0)
 	ADD(MARKER "serial %s, shim %s. Rerun it to change these settings;\n"
 	    "# edits by hand are kept only if the next run has --force.\n"
-	    "shim:\n  id: \"%s\"\n  description: \"serial %s\"\n"
+	    "shim:\n  id: \"%s\"\n  description: \"serial %s\"\n%s%s%s"
 	    "serial:\n  technician_side_path: \"%s\"\n"
 	    "  device_side_path: \"%s\"\n"
 	    "storage:\n  root: \"%s\"\n",
 	    OPT(p, O_SERIAL), OPT(p, O_SHIM_ID), OPT(p, O_SHIM_ID),
-	    OPT(p, O_SERIAL), tech, dev, OPT(p, O_STORAGE));
+	    OPT(p, O_SERIAL), OPT(p, O_USER) ? "  user: \"" : "",
+	    OPT(p, O_USER) ? OPT(p, O_USER) : "", OPT(p, O_USER) ? "\"\n" : "",
+	    tech, dev, OPT(p, O_STORAGE));
 	ADD("technicians_file: \"%s/technicians.yaml\"\n", OPT(p, O_STORAGE));
 	if (OPT(p, O_RECPUB)) {
 		ADD("recording:\n  public_key: \"%s\"\n", p->recpub);
@@ -530,6 +578,17 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 			goto out;
 		}
 	}
+	if (OPT(p, O_USER) != NULL) {
+		struct passwd *pw = getpwnam(OPT(p, O_USER));
+
+		if (pw == NULL) {
+			fprintf(stderr, "shimctl provision: --user %s: no such "
+					"user\n", OPT(p, O_USER));
+			goto out;
+		}
+		p->uid = pw->pw_uid;
+		p->gid = pw->pw_gid;
+	}
 	if (OPT(p, O_BGKEY) && check_bgkey(OPT(p, O_BGKEY), OPT(p, O_SHIM_ID)) != 0) {
 		goto out;
 	}
@@ -626,6 +685,11 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 				p->inventory);
 			goto out;
 		}
+	}
+	if (OPT(p, O_USER) && chown_tree(OPT(p, O_STORAGE), p->uid, p->gid) != 0) {
+		fprintf(stderr, "shimctl provision: cannot give %s to %s\n",
+			OPT(p, O_STORAGE), OPT(p, O_USER));
+		goto out;
 	}
 	{
 		/* A decommissioned unit is in service again. */

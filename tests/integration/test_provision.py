@@ -181,5 +181,30 @@ def test_bad_options_write_nothing():
         s.stop()
 
 
+def test_storage_given_to_shimd_user():
+    """Provisioned as root for a shimd that drops to shim.user: the
+    configuration names the account and the storage tree is its own."""
+    import pwd
+    s = st.Shim()
+    b = Bench(s)
+    try:
+        os.unlink(s.config)
+        r = b.provision("SN-0042", "--user", "no-such-user-x")
+        assert r.returncode == 1 and "no such user" in r.stderr, r.stderr
+        assert not os.path.exists(s.storage)
+        nobody = pwd.getpwnam("nobody")
+        r = b.provision("SN-0042", "--user", "nobody")
+        assert r.returncode == 0, r.stderr
+        assert 'user: "nobody"' in open(s.config).read()
+        for dp, dn, fn in os.walk(s.storage):
+            for n in dn + fn:
+                assert os.lstat(os.path.join(dp, n)).st_uid == \
+                    nobody.pw_uid, os.path.join(dp, n)
+        ident = os.path.join(s.storage, "keys", "identity.key")
+        assert os.stat(ident).st_mode & 0o777 == 0o600
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     sys.exit(st.run(st.tests_of(globals())))
