@@ -191,6 +191,48 @@ int shim_inv_format(const struct shim_inventory *r, char *out, size_t cap,
 	return 0;
 }
 
+/* Field takers shared by both records: NULL, or the message. */
+static const char *take_id(char *dst, const char *v, size_t n,
+			   const char *msg)
+{
+	if (!id_ok(v, n)) {
+		return msg;
+	}
+	memcpy(dst, v, n);
+	return NULL;
+}
+
+static const char *take_text(char *dst, const char *v, size_t n,
+			     const char *msg)
+{
+	if (!text_ok(v, n)) {
+		return msg;
+	}
+	memcpy(dst, v, n);
+	return NULL;
+}
+
+static const char *take_pub(uint8_t dst[SHIM_P256_PUB_LEN], const char *v,
+			    size_t n)
+{
+	return parse_hex(v, n, dst, SHIM_P256_PUB_LEN) == 0 && dst[0] == 0x04 ?
+	       NULL : "identity_pub: 130 lower-case hex digits, 04...";
+}
+
+static const char *take_sig(uint8_t dst[SHIM_P256_SIG_LEN], int *is_signed,
+			    const char *v, size_t n)
+{
+	if (parse_hex(v, n, dst, SHIM_P256_SIG_LEN) != 0) {
+		return "signature: 128 lower-case hex digits";
+	}
+	*is_signed = 1;
+	return NULL;
+}
+
+#define MSG_SERIAL "serial: 1-63 of A-Z a-z 0-9 . _ : -"
+#define MSG_SHIM_ID "shim_id: 1-63 of A-Z a-z 0-9 . _ : -"
+#define MSG_OPERATOR "operator: printable text, 1-127 characters"
+
 static const char *const inv_keys[] = {
 	MAGIC, "serial", "shim_id", "identity_pub", "recording_key",
 	"software", "binary", "build", "provisioned", "operator",
@@ -207,32 +249,17 @@ static const char *inv_field(void *ctx, size_t k, const char *v, size_t n)
 		return n == 1 && v[0] == '0' + SHIM_INV_VERSION ? NULL :
 			"unsupported version (this shimctl reads version 1)";
 	case 1:
-		if (!id_ok(v, n)) {
-			return "serial: 1-63 of A-Z a-z 0-9 . _ : -";
-		}
-		memcpy(r->serial, v, n);
-		return NULL;
+		return take_id(r->serial, v, n, MSG_SERIAL);
 	case 2:
-		if (!id_ok(v, n)) {
-			return "shim_id: 1-63 of A-Z a-z 0-9 . _ : -";
-		}
-		memcpy(r->shim_id, v, n);
-		return NULL;
+		return take_id(r->shim_id, v, n, MSG_SHIM_ID);
 	case 3:
-		if (parse_hex(v, n, r->identity_pub, SHIM_P256_PUB_LEN) != 0 ||
-		    r->identity_pub[0] != 0x04) {
-			return "identity_pub: 130 lower-case hex digits, 04...";
-		}
-		return NULL;
+		return take_pub(r->identity_pub, v, n);
 	case 4:
 		return parse_digest(v, n, r->recording_key) == 0 ? NULL :
 			"recording_key: sha256: and 64 lower-case hex digits";
 	case 5:
-		if (!text_ok(v, n)) {
-			return "software: printable text, 1-127 characters";
-		}
-		memcpy(r->software, v, n);
-		return NULL;
+		return take_text(r->software, v, n,
+				 "software: printable text, 1-127 characters");
 	case 6:
 		return parse_digest(v, n, r->binary) == 0 ? NULL :
 			"binary: sha256: and 64 lower-case hex digits";
@@ -249,20 +276,12 @@ static const char *inv_field(void *ctx, size_t k, const char *v, size_t n)
 		return parse_time(v, n, &r->provisioned) == 0 ? NULL :
 			"provisioned: YYYY-MM-DDTHH:MM:SSZ";
 	case 9:
-		if (!text_ok(v, n)) {
-			return "operator: printable text, 1-127 characters";
-		}
-		memcpy(r->op, v, n);
-		return NULL;
+		return take_text(r->op, v, n, MSG_OPERATOR);
 	case 10:
 		return parse_digest(v, n, r->authority) == 0 ? NULL :
 			"authority: sha256: and 64 lower-case hex digits";
 	default:
-		if (parse_hex(v, n, r->sig, SHIM_P256_SIG_LEN) != 0) {
-			return "signature: 128 lower-case hex digits";
-		}
-		r->is_signed = 1;
-		return NULL;
+		return take_sig(r->sig, &r->is_signed, v, n);
 	}
 }
 
@@ -413,32 +432,16 @@ static const char *decom_field(void *ctx, size_t k, const char *v, size_t n)
 		return n == 1 && v[0] == '1' ? NULL :
 			"unsupported version (this shimctl reads version 1)";
 	case 1:
-		if (!id_ok(v, n)) {
-			return "serial: 1-63 of A-Z a-z 0-9 . _ : -";
-		}
-		memcpy(d->serial, v, n);
-		return NULL;
+		return take_id(d->serial, v, n, MSG_SERIAL);
 	case 2:
-		if (!id_ok(v, n)) {
-			return "shim_id: 1-63 of A-Z a-z 0-9 . _ : -";
-		}
-		memcpy(d->shim_id, v, n);
-		return NULL;
+		return take_id(d->shim_id, v, n, MSG_SHIM_ID);
 	case 3:
-		if (parse_hex(v, n, d->identity_pub, SHIM_P256_PUB_LEN) != 0 ||
-		    d->identity_pub[0] != 0x04) {
-			return "identity_pub: 130 lower-case hex digits, 04...";
-		}
-		return NULL;
+		return take_pub(d->identity_pub, v, n);
 	case 4:
 		return parse_time(v, n, &d->when) == 0 ? NULL :
 			"decommissioned: YYYY-MM-DDTHH:MM:SSZ";
 	case 5:
-		if (!text_ok(v, n)) {
-			return "operator: printable text, 1-127 characters";
-		}
-		memcpy(d->op, v, n);
-		return NULL;
+		return take_text(d->op, v, n, MSG_OPERATOR);
 	case 6:
 		return parse_count(v, n, &d->undelivered_events) == 0 ? NULL :
 			"undelivered_events: a decimal count";
@@ -446,11 +449,7 @@ static const char *decom_field(void *ctx, size_t k, const char *v, size_t n)
 		return parse_count(v, n, &d->undelivered_recordings) == 0 ? NULL :
 			"undelivered_recordings: a decimal count";
 	default:
-		if (parse_hex(v, n, d->sig, SHIM_P256_SIG_LEN) != 0) {
-			return "signature: 128 lower-case hex digits";
-		}
-		d->is_signed = 1;
-		return NULL;
+		return take_sig(d->sig, &d->is_signed, v, n);
 	}
 }
 

@@ -296,6 +296,23 @@ static void unit_serial(const struct shim_config *cfg, char *out, size_t cap)
 	free(path);
 }
 
+/* Gives the SIEM link up to timeout seconds to deliver the spool; es
+ * gets the status after. */
+static void drain(struct shim_eventlog *el, struct shim_eventlog_status *es,
+		  long timeout)
+{
+	int64_t deadline = shim_linux_mono_ns() + (int64_t)timeout * 1000000000LL;
+
+	for (;;) {
+		shim_eventlog_status(el, es);
+		if (es->spool_depth == 0 || !es->transport_enabled ||
+		    shim_linux_mono_ns() >= deadline) {
+			return;
+		}
+		usleep(100000);
+	}
+}
+
 static int parse(int argc, char **argv, const char *opt[O_HELP], int *yes,
 		 int *abandon)
 {
@@ -352,7 +369,6 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 	long timeout = 10;
 	size_t len;
 	int yes = 0, abandon = 0, lock_fd = -1, have_port = 0, status = 1, rc;
-	int64_t deadline;
 
 	rc = parse(argc, argv, opt, &yes, &abandon);
 	if (rc != 0) {
@@ -421,15 +437,7 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 	shim_eventlog_set_logger(el, NULL, NULL);
 
 	/* 1. What would be lost. */
-	deadline = shim_linux_mono_ns() + (int64_t)timeout * 1000000000LL;
-	for (;;) {
-		shim_eventlog_status(el, &es);
-		if (es.spool_depth == 0 || !es.transport_enabled ||
-		    shim_linux_mono_ns() >= deadline) {
-			break;
-		}
-		usleep(100000);
-	}
+	drain(el, &es, timeout);
 	recordings = undelivered_recordings(&cfg, sessions, 1);
 	if ((es.spool_depth > 0 || recordings > 0) && !abandon) {
 		fprintf(stderr, "shimctl: not decommissioned: it would lose\n");
@@ -508,15 +516,7 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 			shim_strerror(rc));
 		goto out;
 	}
-	deadline = shim_linux_mono_ns() + (int64_t)timeout * 1000000000LL;
-	for (;;) {
-		shim_eventlog_status(el, &es);
-		if (es.spool_depth == 0 || !es.transport_enabled ||
-		    shim_linux_mono_ns() >= deadline) {
-			break;
-		}
-		usleep(100000);
-	}
+	drain(el, &es, timeout);
 	fprintf(stderr, "decommissioned event %s\n",
 		!es.transport_enabled ? "not sent (siem.transport is noop)" :
 		es.spool_depth == 0 ? "delivered to the SIEM" :
