@@ -4,8 +4,15 @@
  */
 #include "uploader.h"
 
+/* libcurl is loaded at run time, the first time an upload is made (see
+ * curl_init below): a shim without custody: configured never maps it and
+ * its dependencies (OpenSSL, and some thirty more libraries), which would
+ * triple shimd's resident memory. The type-checking macros are off, since
+ * the calls below go through pointers. */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -98,9 +105,89 @@ static int64_t mono_ms(void)
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
 
+/* The libcurl calls the uploader makes, resolved from libcurl.so.4. */
+static struct {
+	void *lib;
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	char *(*easy_escape)(CURL *, const char *, int);
+	void (*free)(void *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+	CURLU *(*url)(void);
+	void (*url_cleanup)(CURLU *);
+	CURLUcode (*url_get)(const CURLU *, CURLUPart, char **, unsigned int);
+	CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+} lc;
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_global_init lc.global_init
+#define curl_easy_init lc.easy_init
+#define curl_easy_setopt lc.easy_setopt
+#define curl_easy_perform lc.easy_perform
+#define curl_easy_getinfo lc.easy_getinfo
+#define curl_easy_cleanup lc.easy_cleanup
+#define curl_easy_strerror lc.easy_strerror
+#define curl_easy_escape lc.easy_escape
+#define curl_free lc.free
+#define curl_slist_append lc.slist_append
+#define curl_slist_free_all lc.slist_free_all
+#define curl_url lc.url
+#define curl_url_cleanup lc.url_cleanup
+#define curl_url_get lc.url_get
+#define curl_url_set lc.url_set
+
+static int curl_load(void)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} syms[] = {
+#define SYM(f, n) { n, offsetof(__typeof__(lc), f) }
+		SYM(global_init, "curl_global_init"),
+		SYM(easy_init, "curl_easy_init"),
+		SYM(easy_setopt, "curl_easy_setopt"),
+		SYM(easy_perform, "curl_easy_perform"),
+		SYM(easy_getinfo, "curl_easy_getinfo"),
+		SYM(easy_cleanup, "curl_easy_cleanup"),
+		SYM(easy_strerror, "curl_easy_strerror"),
+		SYM(easy_escape, "curl_easy_escape"),
+		SYM(free, "curl_free"),
+		SYM(slist_append, "curl_slist_append"),
+		SYM(slist_free_all, "curl_slist_free_all"),
+		SYM(url, "curl_url"),
+		SYM(url_cleanup, "curl_url_cleanup"),
+		SYM(url_get, "curl_url_get"),
+		SYM(url_set, "curl_url_set"),
+#undef SYM
+	};
+	size_t i;
+
+	lc.lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (lc.lib == NULL) {
+		return -1;
+	}
+	for (i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		void *f = dlsym(lc.lib, syms[i].name);
+
+		if (f == NULL) {
+			return -1;
+		}
+		memcpy((char *)&lc + syms[i].off, &f, sizeof(f));
+	}
+	return 0;
+}
+
 static void curl_init(void)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	curl_init_rc = curl_load() == 0 &&
+		       curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
 /* ---- target ------------------------------------------------------------- */
@@ -142,6 +229,10 @@ char *shim_custody_object_url(const struct shim_custody_target *t,
 
 	while (bl > 0 && t->url[bl - 1] == '/') {
 		bl--;
+	}
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != 0) {
+		return NULL;
 	}
 	id = curl_easy_escape(NULL, t->shim_id, 0);
 	if (id == NULL) {
@@ -228,8 +319,12 @@ static void req_free(struct req *q)
 	if (q->h != NULL) {
 		curl_easy_cleanup(q->h);
 	}
-	curl_slist_free_all(q->hdrs);
-	curl_slist_free_all(q->connect_to);
+	if (q->hdrs != NULL) {
+		curl_slist_free_all(q->hdrs);
+	}
+	if (q->connect_to != NULL) {
+		curl_slist_free_all(q->connect_to);
+	}
 	free(q->url);
 	mbedtls_sha256_free(&q->sha);
 	memset(q, 0, sizeof(*q));
@@ -252,7 +347,8 @@ static int req_init(struct req *q, const struct shim_custody_target *t,
 	mbedtls_sha256_init(&q->sha);
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != 0) {
-		snprintf(reason, rcap, "libcurl did not initialise");
+		snprintf(reason, rcap, "libcurl (libcurl.so.4) could not be "
+			 "loaded or did not initialise");
 		return SHIM_EINTERNAL;
 	}
 	u = curl_url();
