@@ -130,6 +130,23 @@ def test_help_never_reaches_the_daemon():
     st.with_shim(body)
 
 
+def test_status_and_reset_lockout_answers():
+    def body(s):
+        p = ctl("status", config=s.config)
+        assert p.returncode == 0, p.stderr
+        # the test shims run transport: noop: nothing to be down
+        assert "siem_link: disabled (transport: noop)\n" in p.stdout, \
+            p.stdout
+        p = ctl("reset-lockout", "nobody@example.org", config=s.config)
+        assert p.returncode == 0, p.stderr
+        assert "not an enrolled technician" in p.stdout, p.stdout
+        p = ctl("reset-lockout", "alice@example.org", config=s.config)
+        assert p.returncode == 0, p.stderr
+        assert "no lockout held for that id" in p.stdout, p.stdout
+        assert "not an enrolled" not in p.stdout, p.stdout
+    st.with_shim(body)
+
+
 if __name__ == "__main__":
     st.need_binaries()
     st.run(st.tests_of(globals()))
