@@ -130,6 +130,27 @@ def test_help_never_reaches_the_daemon():
     st.with_shim(body)
 
 
+def test_enrol_without_a_place_to_save_prints_no_secret():
+    d = tempfile.mkdtemp(prefix="shimtest-cli-")
+    try:
+        cfg = os.path.join(d, "config.yaml")
+        with open(cfg, "w") as f:
+            f.write("shim:\n  id: cli\nserial:\n"
+                    "  technician_side_path: \"pty:%s/tech\"\n"
+                    "  device_side_path: \"pty:%s/dev\"\n"
+                    "storage:\n  root: \"%s/storage\"\n" % (d, d, d))
+        p = ctl("enrol", "bob@example.org", cwd=d, config=cfg)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert "names no technicians_file" in p.stderr, p.stderr
+        assert p.stdout == "", p.stdout  # no secret, no QR code
+        # --dry-run still shows one to add by hand
+        p = ctl("enrol", "bob@example.org", "--dry-run", cwd=d, config=cfg)
+        assert p.returncode == 0, p.stderr
+        assert "Secret (base32): " in p.stdout, p.stdout
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_status_and_reset_lockout_answers():
     def body(s):
         p = ctl("status", config=s.config)
