@@ -26,6 +26,7 @@ check: deps
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	python3 firmware/stm32f4/tests/test_recording.py $(CURDIR) $(CURDIR)/$(BUILD)
 	$(MAKE) check-asan check-arm64 check-fuzz
+	sh scripts/check-summary.sh $(BUILD)
 
 check-asan:
 	cmake -S . -B build-asan -DSHIM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

@@ -1741,9 +1741,20 @@ int shim_config_load(struct shim_config *cfg, const char *path,
 		cfg->file = strdup(path);
 		diag->errors++;
 		if (diag->out != NULL) {
-			fprintf(diag->out, "%s: cannot read: %s\n", path,
-				rc == SHIM_ENOSPC ? "file too large"
-						  : shim_strerror(rc));
+			struct stat st;
+			int err = stat(path, &st) != 0 ? errno : 0;
+
+			/* name the real cause, not the read's errno */
+			if (err == 0 && S_ISDIR(st.st_mode))
+				fprintf(diag->out, "%s: cannot read: is a "
+					"directory, not a config file\n", path);
+			else if (err != 0)
+				fprintf(diag->out, "%s: cannot read: %s\n",
+					path, strerror(err));
+			else
+				fprintf(diag->out, "%s: cannot read: %s\n",
+					path, rc == SHIM_ENOSPC
+					? "file too large" : shim_strerror(rc));
 		}
 		return SHIM_EINVAL;
 	}

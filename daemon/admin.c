@@ -246,7 +246,15 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		rc = shimd_reset_lockout(d, id, who);
 		admin_event(d, c, "reset_lockout", safe);
 		if (rc == SHIM_ENOENT) {
-			replys(c, "no lockout held for that id\nok\n");
+			size_t i;
+			int enrolled = 0;
+
+			for (i = 0; i < d->cfg.ntechs; i++)
+				if (strcmp(d->cfg.techs[i].id, id) == 0)
+					enrolled = 1;
+			replys(c, enrolled ? "no lockout held for that id\nok\n"
+				  : "no lockout held for that id, and it is "
+				    "not an enrolled technician\nok\n");
 			return;
 		}
 		if (rc < 0) {

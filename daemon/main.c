@@ -6,10 +6,13 @@
  *   shimd --version | --help
  * Runs in the foreground, logs to stderr, stops gracefully on SIGTERM.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "shimd.h"
@@ -38,6 +41,68 @@ static void usage(FILE *f)
 		"  --help               print this help\n");
 }
 
+/* One serial side for --check-config: a tty must exist; a "pty:" link is
+ * created at start-up, so its directory must exist. Warnings only: the
+ * device may be plugged in later (serial.device_retry). */
+static void check_serial_path(const char *file, const char *key,
+			      const char *spec)
+{
+	struct stat st;
+
+	if (spec == NULL)
+		return;
+	if (strncmp(spec, "pty:", 4) == 0) {
+		char dir[4096];
+		const char *slash = strrchr(spec + 4, '/');
+		size_t n = slash ? (size_t)(slash - (spec + 4)) : 0;
+
+		if (n == 0 || n >= sizeof(dir))
+			return;
+		memcpy(dir, spec + 4, n);
+		dir[n] = '\0';
+		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+			fprintf(stderr, "%s: warning: serial.%s: directory %s "
+				"for the pty link does not exist\n", file, key,
+				dir);
+		return;
+	}
+	if (stat(spec, &st) != 0)
+		fprintf(stderr, "%s: warning: serial.%s: %s does not exist "
+			"(%s)\n", file, key, spec, strerror(errno));
+	else if (!S_ISCHR(st.st_mode))
+		fprintf(stderr, "%s: warning: serial.%s: %s is not a "
+			"character device (not a tty)\n", file, key, spec);
+	else
+		printf("%s: serial.%s: %s exists\n", file, key, spec);
+}
+
+/* What --check-config can see beyond the file itself: technicians, serial
+ * paths, the storage root. All warnings: the file is still valid. */
+static void check_environment(const struct shim_config *cfg, const char *file)
+{
+	struct stat st;
+
+	if (cfg->ntechs == 0)
+		fprintf(stderr, "%s: warning: no technicians enrolled: nobody "
+			"can authenticate (shimctl enrol)\n", file);
+	check_serial_path(file, "technician_side_path", cfg->tech_path);
+	check_serial_path(file, "device_side_path", cfg->dev_path);
+	if (cfg->storage_root == NULL)
+		return;
+	if (stat(cfg->storage_root, &st) != 0)
+		fprintf(stderr, "%s: warning: storage.root: %s does not exist "
+			"(%s)\n", file, cfg->storage_root, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		fprintf(stderr, "%s: warning: storage.root: %s is not a "
+			"directory\n", file, cfg->storage_root);
+	else if (access(cfg->storage_root, W_OK | X_OK) != 0)
+		fprintf(stderr, "%s: warning: storage.root: %s is not writable "
+			"(%s)\n", file, cfg->storage_root, strerror(errno));
+	else
+		printf("%s: storage.root: %s is writable\n", file,
+		       cfg->storage_root);
+}
+
 static int check_config(const char *path)
 {
 	struct shim_config cfg;
@@ -54,12 +119,14 @@ static int check_config(const char *path)
 		}
 		shim_memzero(&key, sizeof(key));
 	}
-	shim_config_free(&cfg);
 	if (rc < 0 || diag.errors > 0) {
+		shim_config_free(&cfg);
 		fprintf(stderr, "%s: %u error%s\n", path, diag.errors,
 			diag.errors == 1 ? "" : "s");
 		return 1;
 	}
+	check_environment(&cfg, path);
+	shim_config_free(&cfg);
 	printf("%s: ok\n", path);
 	return 0;
 }

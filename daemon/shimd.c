@@ -864,6 +864,8 @@ size_t shimd_status_text(struct shimd *d, char *buf, size_t cap)
 						   shim_clock_verdict_name(clock),
 		     rs.failed ? "failed" : "ok", rs.failed ? ": " : "",
 		     rs.failed ? rs.failure : "", rs.storage_used,
+		     d->cfg.siem_transport == SHIM_SIEM_NOOP ?
+			     "disabled (transport: noop)" :
 		     es.link_up ? "up" : (es.link_error[0] ? es.link_error :
 				       "down"),
 		     es.spool_depth,

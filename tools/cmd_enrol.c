@@ -8,10 +8,12 @@
  *   shimctl enrol alice --confirm -             (asks for the code)
  *   shimctl enrol alice --secret B32 --confirm 123456   (scripted)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base32.h"
 #include "otp.h"
@@ -158,6 +160,32 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 	}
 	if (cfg.issuer == NULL) {
 		cfg.issuer = strdup("Shim");
+	}
+	/* Somewhere to save the entry, checked before a secret is shown. */
+	if (!dry_run && cfg.technicians_file == NULL) {
+		fprintf(stderr, "shimctl enrol: the configuration (%s) names no "
+			"technicians_file: nowhere to save the entry (set "
+			"technicians_file, or use --dry-run and add the "
+			"technician by hand)\n",
+			have_cfg == 1 ? "not found" : config_path);
+		goto out;
+	}
+	if (!dry_run) {
+		char dir[4096];
+		const char *slash = strrchr(cfg.technicians_file, '/');
+		size_t n = slash ? (size_t)(slash - cfg.technicians_file) : 0;
+
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else
+			snprintf(dir, sizeof(dir), "%.*s",
+				 (int)(n == 0 ? 1 : n), cfg.technicians_file);
+		if (access(dir, W_OK | X_OK) != 0) {
+			fprintf(stderr, "shimctl enrol: cannot save to %s: "
+				"directory %s: %s\n", cfg.technicians_file,
+				dir, strerror(errno));
+			goto out;
+		}
 	}
 	for (i = 0; i < (int)cfg.ntechs; i++) {
 		if (strcmp(cfg.techs[i].id, id) == 0) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keys.h"
@@ -27,6 +28,18 @@
 #include "util.h"
 
 #define DEFAULT_TTL 900
+
+/* A Unix time for people: ISO 8601 UTC ("2026-12-02T21:03:00Z"). */
+static const char *iso_utc(long long t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, cap, "%lld", t);
+	return buf;
+}
 
 static int usage(void)
 {
@@ -184,9 +197,13 @@ static int issue(int argc, char **argv)
 		return 1;
 	}
 	printf("%s\n", out);
-	fprintf(stderr, "tamper-reset token for %s latch %s, valid %ld s "
-			"(until %ld)\n", tok.shim_id, latch, ttl,
-		(long)tok.expires);
+	{
+		char until[32];
+
+		fprintf(stderr, "tamper-reset token for %s latch %s, valid "
+				"%ld s (until %s)\n", tok.shim_id, latch, ttl,
+			iso_utc((long long)tok.expires, until, sizeof(until)));
+	}
 	return 0;
 }
 
@@ -211,10 +228,17 @@ static int show(int argc, char **argv)
 		fprintf(stderr, "shimctl: not a well-formed reset token\n");
 		return 1;
 	}
-	printf("purpose: %s\nshim: %s\nlatch: %s\nissued: %lld\nexpires: "
-	       "%lld\nissuer: %s\nreason: %s\nnonce: ", tok.purpose,
-	       tok.shim_id, lid, (long long)tok.issued, (long long)tok.expires,
-	       tok.issuer, tok.reason);
+	{
+		char is[32], ex[32];
+
+		printf("purpose: %s\nshim: %s\nlatch: %s\nissued: %s (%lld)\n"
+		       "expires: %s (%lld)\nissuer: %s\nreason: %s\nnonce: ",
+		       tok.purpose, tok.shim_id, lid,
+		       iso_utc((long long)tok.issued, is, sizeof(is)),
+		       (long long)tok.issued,
+		       iso_utc((long long)tok.expires, ex, sizeof(ex)),
+		       (long long)tok.expires, tok.issuer, tok.reason);
+	}
 	for (i = 0; i < sizeof(tok.nonce); i++) {
 		printf("%02x", tok.nonce[i]);
 	}

@@ -6,45 +6,215 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "options.h"
 #include "subcommands.h"
 
 #define DEFAULT_CONFIG "/etc/shim/config.yaml"
 
+static const struct tool_option enrol_opts[] = {
+	{ "--dry-run", NULL, "print the secret and QR code, save nothing" },
+	{ "--png", "FILE", "also write the QR code as a PNG (0600)" },
+	{ "--secret", "B32", "enrol this base32 secret instead of a new one" },
+	{ "--confirm", "CODE", "save only if CODE (or - to prompt) is valid" },
+	{ "--issuer", "NAME", "issuer in the authenticator app" },
+	{ "--notes", "TEXT", "notes stored with the entry" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option session_opts[] = {
+	{ "--json", NULL, "list: one JSON object a line" },
+	{ "--key", "FILE", "recording private key (verify, export)" },
+	{ "--identity", "FILE", "shim identity public key (verify)" },
+	{ "--format", "FMT", "export: jsonl, asciicast or text" },
+	{ "--out", "FILE", "export: write here instead of stdout" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option out_opts[] = {
+	{ "--out", "FILE", "where to write the key" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option totp_opts[] = {
+	{ "--secret", "B32", "base32 secret" },
+	{ "--time", "UNIX", "time to compute the code for (default now)" },
+	{ "--digits", "N", "6 to 8" },
+	{ "--period", "S", "seconds per step" },
+	{ "--algorithm", "A", "SHA1, SHA256 or SHA512" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option no_opts[] = {
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option siem_opts[] = {
+	{ "--timeout", "SECONDS", "how long to wait for the SIEM" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option identity_opts[] = {
+	{ "--cn", "SHIM_ID", "common name of the CSR (default shim.id)" },
+	{ "--key", "FILE", "identity private key" },
+	{ "--out", "FILE", "write here instead of stdout" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option token_opts[] = {
+	{ "--shim", "ID", "issue: the shim the token is for" },
+	{ "--latch", "SEQ-BOOT", "issue: the tamper latch to reset" },
+	{ "--key", "FILE", "issue: the reset authority's private key" },
+	{ "--reason", "TEXT", "issue: recorded with the reset" },
+	{ "--ttl", "S", "issue: seconds the token is valid" },
+	{ "--issuer", "NAME", "issue: who issues it" },
+	{ "--now", "UNIX", "issue: issue time (default now)" },
+	{ "--out", "FILE", "keygen: the private key file" },
+	{ "--pub", "FILE", "keygen: the public key file" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option tamper_opts[] = {
+	{ "--token", "TOKEN", "reset: the signed tamper-reset token" },
+	{ "--identity", "FILE", "shim identity public key" },
+	{ "--now", "UNIX", "the time to check against (default now)" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option fwcfg_opts[] = {
+	{ "-o", "FILE", "write the blob here" },
+	{ "--out", "FILE", "same as -o" },
+	{ "--show", "BLOB", "print a blob (- for stdin)" },
+	{ "--dump", "BLOB", "same as --show" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option provision_opts[] = {
+	{ "--serial", "SN", "the unit's serial number" },
+	{ "--shim-id", "ID", "the shim ID (events, recordings, heartbeats)" },
+	{ "--operator", "NAME", "who provisions, in the inventory record" },
+	{ "--storage", "DIR", "the storage root (default /var/lib/shim)" },
+	{ "--technician-port", "PATH", "technician side serial port" },
+	{ "--device-port", "PATH", "device side serial port" },
+	{ "--recording-pub", "FILE", "the central recording public key" },
+	{ "--tamper-authority", "FILE", "the tamper reset authority's public key" },
+	{ "--siem-host", "HOST", "the SIEM receiver" },
+	{ "--siem-port", "N", "its port (default 6514)" },
+	{ "--siem-ca", "FILE", "the CA of the SIEM's certificate" },
+	{ "--siem-server-name", "NAME", "the name in the SIEM's certificate" },
+	{ "--siem-cert", "FILE", "the shim's SIEM client certificate, once signed" },
+	{ "--inventory-key", "KEY", "the provisioning authority's key: sign the record" },
+	{ "--breakglass-key", "FILE", "this shim's break-glass verify key" },
+	{ "--user", "NAME", "the account shimd drops to (shim.user)" },
+	{ "--force", NULL, "re-provision: a new identity" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option inventory_opts[] = {
+	{ "--out", "FILE", "where to write (key or record)" },
+	{ "--pub", "FILE", "keygen: the public key file" },
+	{ "--serial", "SN", "create: the unit's serial number" },
+	{ "--shim-id", "ID", "create: the shim ID (default shim.id)" },
+	{ "--operator", "NAME", "create: who provisions" },
+	{ "--identity", "FILE", "create: the unit's identity key" },
+	{ "--recording-pub", "FILE", "create: the recording public key" },
+	{ "--binary", "FILE", "create: the shimd executable" },
+	{ "--key", "AUTHKEY", "create, sign: the provisioning authority's key" },
+	{ "--authority", "PUB", "verify: the provisioning authority's public key" },
+	{ "--json", NULL, "verify: the fields as JSON" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option decommission_opts[] = {
+	{ "--yes", NULL, "do not ask for the shim ID" },
+	{ "--abandon-undelivered", NULL, "erase also what is not delivered" },
+	{ "--operator", "NAME", "who decommissions, in the record" },
+	{ "--timeout", "SECONDS", "how long the SIEM may take to deliver" },
+	{ "--out", "FILE", "also write the record here" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option breakglass_opts[] = {
+	{ "--out", "FILE", "keygen, provision: the file to write" },
+	{ "--key", "MASTER", "provision, issue: the issuing secret" },
+	{ "--shim", "ID", "provision, issue: the shim" },
+	{ "--ttl", "DURATION", "issue: lifetime (90s, 15m, 1h; at most 24h)" },
+	{ "--reason", "TEXT", "issue: why, for the audit" },
+	{ "--technician", "ID", "issue: bind the code to this technician" },
+	{ "--issuer", "NAME", "issue: who issues it" },
+	{ "--now", "UNIX", "issue: issue time (default now)" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option monitor_opts[] = {
+	{ "--inventory", "DIR", "the shims' identity keys or signed records" },
+	{ "--authority", "PUB", "trust only records this authority signed" },
+	{ "--log", "FILE", "the SIEM log to read" },
+	{ "--follow", NULL, "keep reading as the log grows" },
+	{ "--now", "UNIX", "the time to judge by (default now)" },
+	{ "--json", NULL, "one JSON object a line" },
+	{ "--period", "S", "expected heartbeat period" },
+	{ "--threads", "N", "verification threads" },
+	{ NULL, NULL, NULL },
+};
+
 static const struct {
-	const char *name;
+	struct tool_command cmd;
 	int (*fn)(int argc, char **argv, const char *config_path);
-	const char *usage;
 } subcommands[] = {
-	{ "enrol", cmd_enrol_main,
-	  "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-]" },
-	{ "session", cmd_session_main,
-	  "session list [--json] | verify <id|file> [--key FILE] [--identity FILE] | export <id|file> --format jsonl|asciicast|text [--key FILE] [--out FILE]" },
-	{ "keygen", cmd_keygen_main, "keygen recording --out FILE | keygen identity [--out FILE]" },
-	{ "totp", cmd_totp_main, "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]" },
-	{ "status", cmd_status_main, "status" },
-	{ "reset-lockout", cmd_reset_lockout_main, "reset-lockout <technician_id>" },
-	{ "end-session", cmd_end_session_main, "end-session" },
-	{ "gate", cmd_gate_main, "gate reset-state" },
-	{ "clock", cmd_clock_main, "clock status | trust" },
-	{ "siem", cmd_siem_main, "siem test [--timeout SECONDS]" },
-	{ "upload", cmd_upload_main, "upload test [--timeout SECONDS]" },
-	{ "identity", cmd_identity_main,
-	  "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]" },
-	{ "token", cmd_token_main,
-	  "token issue tamper-reset --shim ID --latch SEQ-BOOT --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE | show TOKEN" },
-	{ "tamper", cmd_tamper_main, "tamper status | reset --token TOKEN" },
-	{ "firmware-config", cmd_firmware_config_main,
-	  "firmware-config [CONFIG] [-o FILE] | firmware-config --show BLOB|-" },
-	{ "provision", cmd_provision_main,
-	  "provision --serial SN --shim-id ID --operator NAME [--storage DIR] [--recording-pub FILE] [--tamper-authority FILE] [--siem-host H --siem-ca F [--siem-cert F]] [--inventory-key KEY] [--force]" },
-	{ "decommission", cmd_decommission_main,
-	  "decommission [--yes] [--abandon-undelivered] [--operator NAME] [--timeout S] [--out FILE]" },
-	{ "inventory", cmd_inventory_main,
-	  "inventory keygen --out FILE | create --serial SN --operator NAME [...] | sign RECORD --key FILE | verify RECORD --authority PUB [--json]" },
-	{ "breakglass", cmd_breakglass_main,
-	  "breakglass keygen --out MASTER | provision --shim ID --key MASTER --out FILE | issue --shim ID --ttl DURATION --reason TEXT --key MASTER [--technician ID]" },
-	{ "monitor", cmd_monitor_main,
-	  "monitor --inventory DIR [--authority PUB] --log FILE [--follow] [--now T] [--json] [--period S]" },
+	{ { "enrol",
+	    "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-] [--issuer NAME] [--notes TEXT]",
+	    "Enrols a technician: a new TOTP secret (or --secret), shown as a QR code, saved to the technicians file.",
+	    enrol_opts }, cmd_enrol_main },
+	{ { "session",
+	    "session list [--json] | verify <id|file> [--key FILE] [--identity FILE] | export <id|file> --format jsonl|asciicast|text [--key FILE] [--out FILE]",
+	    "Lists, verifies and exports session recordings.", session_opts },
+	  cmd_session_main },
+	{ { "keygen", "keygen recording --out FILE | keygen identity [--out FILE]",
+	    "Creates the recording key pair or the shim's identity key.",
+	    out_opts }, cmd_keygen_main },
+	{ { "totp",
+	    "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]",
+	    "Prints the TOTP code of a secret.", totp_opts }, cmd_totp_main },
+	{ { "status", "status", "Asks the running shimd for its state.",
+	    no_opts }, cmd_status_main },
+	{ { "reset-lockout", "reset-lockout <technician_id>",
+	    "Clears a technician's lockout in the running shimd.", no_opts },
+	  cmd_reset_lockout_main },
+	{ { "end-session", "end-session",
+	    "Ends the open session in the running shimd.", no_opts },
+	  cmd_end_session_main },
+	{ { "gate", "gate reset-state",
+	    "Resets the gate's state after its state file was lost.", no_opts },
+	  cmd_gate_main },
+	{ { "clock", "clock status | trust",
+	    "Shows the clock's trust, or trusts the current wall clock.",
+	    no_opts }, cmd_clock_main },
+	{ { "siem", "siem test [--timeout SECONDS]",
+	    "Sends a test event to the SIEM and waits for it to be taken.",
+	    siem_opts }, cmd_siem_main },
+	{ { "identity", "identity pub|csr [--cn SHIM_ID] [--key FILE] [--out FILE]",
+	    "Prints the shim's identity public key or a certificate request.",
+	    identity_opts }, cmd_identity_main },
+	{ { "token",
+	    "token issue tamper-reset --shim ID --latch SEQ-BOOT --key FILE [--reason TEXT] [--ttl S] | keygen --out FILE [--pub FILE] | show TOKEN",
+	    "Issues and shows signed tamper-reset tokens (central side).",
+	    token_opts }, cmd_token_main },
+	{ { "tamper", "tamper status | reset --token TOKEN",
+	    "Shows the tamper latch, or resets it with a signed token.",
+	    tamper_opts }, cmd_tamper_main },
+	{ { "firmware-config",
+	    "firmware-config [CONFIG] [-o FILE] | firmware-config --show BLOB|-",
+	    "Converts a configuration into the firmware's blob, or shows one.",
+	    fwcfg_opts }, cmd_firmware_config_main },
+	{ { "upload", "upload test [--timeout SECONDS]",
+	    "Sends a probe recording to the central custody store and checks it.",
+	    siem_opts }, cmd_upload_main },
+	{ { "provision",
+	    "provision --serial SN --shim-id ID --operator NAME [--storage DIR] [--technician-port PATH] [--device-port PATH] [--recording-pub FILE] [--tamper-authority FILE] [--siem-host HOST] [--siem-port N] [--siem-ca FILE] [--siem-server-name NAME] [--siem-cert FILE] [--inventory-key KEY] [--breakglass-key FILE] [--user NAME] [--force]",
+	    "Takes a new unit from empty to ready: storage, configuration, identity, CSR, keys, signed inventory record.",
+	    provision_opts }, cmd_provision_main },
+	{ { "inventory",
+	    "inventory keygen --out FILE [--pub FILE] | create --serial SN --operator NAME [--shim-id ID] [--identity FILE] [--recording-pub FILE] [--binary FILE] [--key AUTHKEY] [--out FILE] | sign RECORD --key AUTHKEY [--out FILE] | verify RECORD --authority PUB [--json]",
+	    "Makes, signs and verifies units' signed inventory records (provenance).",
+	    inventory_opts }, cmd_inventory_main },
+	{ { "decommission",
+	    "decommission [--yes] [--abandon-undelivered] [--operator NAME] [--timeout SECONDS] [--out FILE]",
+	    "Erases the unit before disposal, after a record signed with its identity; shimd then refuses to start.",
+	    decommission_opts }, cmd_decommission_main },
+	{ { "breakglass",
+	    "breakglass keygen --out MASTER | provision --shim ID --key MASTER --out FILE | issue --shim ID --ttl DURATION --reason TEXT --key MASTER [--technician ID] [--issuer NAME] [--now UNIX]",
+	    "Makes the issuing secret, a shim's verify key, and one-time emergency codes (central side).",
+	    breakglass_opts }, cmd_breakglass_main },
+	{ { "monitor",
+	    "monitor --inventory DIR [--authority PUB] --log FILE [--follow] [--now T] [--json] [--period S] [--threads N]",
+	    "Checks the shims' signed heartbeats in a SIEM log (central side).",
+	    monitor_opts }, cmd_monitor_main },
 };
 
 static void usage(FILE *f)
@@ -54,8 +224,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: shimctl [--config FILE] <command> [args]\n"
 		   "       (default config: %s)\n\ncommands:\n", DEFAULT_CONFIG);
 	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
-		fprintf(f, "  shimctl %s\n", subcommands[i].usage);
+		fprintf(f, "  shimctl %s\n", subcommands[i].cmd.usage);
 	}
+	fprintf(f, "\nshimctl <command> --help shows a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -94,9 +265,20 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (k = 0; k < sizeof(subcommands) / sizeof(subcommands[0]); k++) {
-		if (strcmp(args[0], subcommands[k].name) == 0) {
-			int rc = subcommands[k].fn(nargs, args, config);
+		if (strcmp(args[0], subcommands[k].cmd.name) == 0) {
+			char **parsed = calloc(2 * (size_t)nargs + 1,
+					       sizeof(*parsed));
+			int nparsed = 0, rc;
 
+			if (parsed == NULL) {
+				free(args);
+				return 1;
+			}
+			rc = tool_parse_options(&subcommands[k].cmd, nargs,
+						args, &nparsed, parsed);
+			if (rc < 0)
+				rc = subcommands[k].fn(nparsed, parsed, config);
+			free(parsed);
 			free(args);
 			return rc;
 		}

@@ -170,6 +170,11 @@ tamper:
         check("token show", "shim: pump-07" in r.stdout and
               "latch: 1-1" in r.stdout and
               "issuer: soc-duty" in r.stdout, r.stdout)
+        check("token show times in ISO 8601 UTC",
+              re.search(r"^issued: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+\)$",
+                        r.stdout, re.M) is not None and
+              re.search(r"^expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ",
+                        r.stdout, re.M) is not None, r.stdout)
         r = run("token", "show", old_format_token(auth_key, "pump-07", now))
         check("token show names the old format", r.returncode == 1 and
               "format 1" in r.stderr, r.stderr)
