@@ -909,7 +909,7 @@ static void breakglass_line(struct shim_ctl *c, const char *who,
 
 static void handle_line(struct shim_ctl *c, int overflow)
 {
-	struct shim_auth_result res;
+	struct shim_auth_result res = { 0 };
 	char who[SHIM_TECH_ID_MAX * 4 + 1];
 	const uint8_t *line;
 	size_t len;

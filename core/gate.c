@@ -953,11 +953,10 @@ int shim_gate_precheck(struct shim_gate *g, const char *id, size_t id_len,
 int shim_gate_fail(struct shim_gate *g, const char *id, size_t id_len,
 		   int64_t now, struct shim_auth_result *res)
 {
+	memset(res, 0, sizeof(*res)); /* SHIM_AUTH_ERROR until said otherwise */
 	if (g->port == NULL || !g->state_ok) {
 		return SHIM_ESTATE;
 	}
-	res->failures = 0;
-	res->locked_now = 0;
 	if (ids_ok(id, id_len)) {
 		note_failure(g, id, id_len, now, res);
 	} else {
