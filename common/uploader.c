@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "logline.h"
 #include "port_linux.h"
 #include "upload_state.h"
 #include "util.h"
@@ -43,20 +44,11 @@ static void up_log(const char *level, const char *fmt, ...)
 
 static void up_log(const char *level, const char *fmt, ...)
 {
-	char line[512];
-	struct timespec ts;
-	struct tm tm;
 	va_list ap;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	shim_log_line(level, "custody", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shimd %s: "
-		"custody: %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
-		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		ts.tv_nsec / 1000000L, level, line);
 }
 
 static void hex32(const uint8_t d[32], char out[65])
@@ -896,6 +888,29 @@ static void emit_link(struct shim_uploader *u, const char *name,
 	u->ops.emit(u->ops.arg, &ev);
 }
 
+/* The outage alarm, once it is due: recordings wait and none has been
+ * delivered for custody.outage_alarm_seconds. Called with mu held. */
+static void outage_check(struct shim_uploader *u, int64_t now)
+{
+	uint64_t pending;
+
+	if (u->outage_since_ms == 0 || u->stat.outage_alarm ||
+	    u->stat.queue_count == 0 ||
+	    (double)(now - u->outage_since_ms) / 1000.0 <
+		    u->cfg->custody_outage_alarm_seconds) {
+		return;
+	}
+	pending = u->stat.queue_count;
+	u->stat.outage_alarm = 1;
+	pthread_mutex_unlock(&u->mu);
+	up_log("error", "no recording delivered for %.0f s (%" PRIu64
+	       " waiting): %s", (double)(now - u->outage_since_ms) / 1000.0,
+	       pending, u->outage_reason);
+	emit_link(u, "upload_outage", SHIM_SEV_ERR, now - u->outage_since_ms,
+		  pending);
+	pthread_mutex_lock(&u->mu);
+}
+
 static void remove_local(struct shim_uploader *u, const struct item *it,
 			 const char *why)
 {
@@ -1166,22 +1181,7 @@ static void *uploader_main(void *arg)
 				u->next_try_ms = now + 3600 * 1000;
 			}
 			pthread_mutex_lock(&u->mu);
-			if (u->outage_since_ms != 0 && !u->stat.outage_alarm &&
-			    u->stat.queue_count > 0 &&
-			    (double)(now - u->outage_since_ms) / 1000.0 >=
-				    u->cfg->custody_outage_alarm_seconds) {
-				uint64_t pending = u->stat.queue_count;
-
-				u->stat.outage_alarm = 1;
-				pthread_mutex_unlock(&u->mu);
-				up_log("error", "no recording delivered for %.0f s (%" PRIu64
-				       " waiting): %s",
-				       (double)(now - u->outage_since_ms) / 1000.0,
-				       pending, u->outage_reason);
-				emit_link(u, "upload_outage", SHIM_SEV_ERR,
-					  now - u->outage_since_ms, pending);
-				pthread_mutex_lock(&u->mu);
-			}
+			outage_check(u, now);
 			continue;
 		}
 		wake = u->next_try_ms;
@@ -1206,22 +1206,7 @@ static void *uploader_main(void *arg)
 		pthread_cond_timedwait(&u->cv, &u->mu, &ts);
 		/* an outage alarm that comes due while waiting */
 		now = mono_ms();
-		if (u->outage_since_ms != 0 && !u->stat.outage_alarm &&
-		    u->stat.queue_count > 0 &&
-		    (double)(now - u->outage_since_ms) / 1000.0 >=
-			    u->cfg->custody_outage_alarm_seconds) {
-			uint64_t pending = u->stat.queue_count;
-
-			u->stat.outage_alarm = 1;
-			pthread_mutex_unlock(&u->mu);
-			up_log("error", "no recording delivered for %.0f s (%" PRIu64
-			       " waiting): %s",
-			       (double)(now - u->outage_since_ms) / 1000.0,
-			       pending, u->outage_reason);
-			emit_link(u, "upload_outage", SHIM_SEV_ERR,
-				  now - u->outage_since_ms, pending);
-			pthread_mutex_lock(&u->mu);
-		}
+		outage_check(u, now);
 	}
 	pthread_mutex_unlock(&u->mu);
 	return NULL;
