@@ -10,6 +10,7 @@
  * eventfd from shim_recorder_fd() says when there is room again.
  */
 #include "recorder.h"
+#include "logline.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -148,20 +149,11 @@ static void rec_log(const char *fmt, ...)
 
 static void rec_log(const char *fmt, ...)
 {
-	char line[512];
-	struct timespec ts;
-	struct tm tm;
 	va_list ap;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	shim_log_line("warn", "recorder", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shimd warn: "
-		"recorder: %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
-		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		ts.tv_nsec / 1000000L, line);
 }
 
 static int64_t now_ms(void)
