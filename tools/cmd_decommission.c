@@ -18,13 +18,14 @@
  *  3. writes the decommission record (inventory.h), signed with the
  *     identity key, and sends it as a signed "decommissioned" event (the
  *     event log, so the SIEM gets it when the link is up);
- *  4. crypto-erases: every key, the technicians' secrets, the gate and
+ *  4. leaves <storage_root>/DECOMMISSIONED holding the record, before
+ *     anything is erased: shimd refuses to start while it is there, until
+ *     the unit is provisioned again, and an erase interrupted half-way
+ *     is finished by running decommission again;
+ *  5. crypto-erases: every key, the technicians' secrets, the gate and
  *     clock state, the spool, the audit log and every recording are
  *     overwritten and removed (keys first), and a configuration that holds
- *     technician secrets inline is overwritten too;
- *  5. leaves <storage_root>/DECOMMISSIONED holding the record: shimd
- *     refuses to start while it is there, until the unit is provisioned
- *     again.
+ *     technician secrets inline is overwritten too.
  * The record is printed on standard output (and written to --out).
  */
 #include <dirent.h>
@@ -223,8 +224,10 @@ static int shred_file(const char *path, struct erase_stats *st)
 }
 
 /* Removes everything under dir (depth first), shredding files; keeps
- * dir itself when keep is set. Symbolic links are removed, not followed. */
-static void erase_tree(const char *dir, int keep, struct erase_stats *st)
+ * dir itself when keep is set, and the entry called skip (may be NULL)
+ * directly under it. Symbolic links are removed, not followed. */
+static void erase_tree(const char *dir, int keep, const char *skip,
+		       struct erase_stats *st)
 {
 	struct dirent *de;
 	char path[PATH_MAX];
@@ -234,7 +237,8 @@ static void erase_tree(const char *dir, int keep, struct erase_stats *st)
 	if (d != NULL) {
 		while ((de = readdir(d)) != NULL) {
 			if (strcmp(de->d_name, ".") == 0 ||
-			    strcmp(de->d_name, "..") == 0) {
+			    strcmp(de->d_name, "..") == 0 ||
+			    (skip != NULL && strcmp(de->d_name, skip) == 0)) {
 				continue;
 			}
 			if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
@@ -246,7 +250,7 @@ static void erase_tree(const char *dir, int keep, struct erase_stats *st)
 				continue;
 			}
 			if (S_ISDIR(sb.st_mode)) {
-				erase_tree(path, 0, st);
+				erase_tree(path, 0, NULL, st);
 			} else if (S_ISREG(sb.st_mode)) {
 				shred_file(path, st);
 			} else if (unlink(path) != 0) {
@@ -258,6 +262,55 @@ static void erase_tree(const char *dir, int keep, struct erase_stats *st)
 	if (!keep && rmdir(dir) != 0 && errno != ENOENT) {
 		st->failed++;
 	}
+}
+
+/* Step 4: keys first, then the technicians' secrets (and a configuration
+ * that holds them inline), then everything else under the storage root
+ * except the marker, which is written before this starts: an erase that
+ * is interrupted (power cut, a full disk, a kill) leaves a unit that
+ * refuses to start, and running decommission again finishes it. */
+static void crypto_erase(const struct shim_config *cfg, struct erase_stats *st)
+{
+	char *keys = shim_config_path(cfg, "keys");
+
+	if (keys != NULL) {
+		erase_tree(keys, 0, NULL, st);
+	}
+	free(keys);
+	if (cfg->technicians_file != NULL &&
+	    access(cfg->technicians_file, F_OK) == 0) {
+		shred_file(cfg->technicians_file, st);
+	}
+	if (cfg->secrets_inline && cfg->file != NULL) {
+		static const char notice[] =
+			"# This unit was decommissioned; its configuration held "
+			"technician secrets and was erased.\n";
+		/* The configuration itself held secrets: overwritten. */
+		shred_file(cfg->file, st);
+		shim_write_file_atomic(cfg->file, (const uint8_t *)notice,
+				       sizeof(notice) - 1, 0600);
+	}
+	erase_tree(cfg->storage_root, 1, MARKER_NAME, st);
+}
+
+/* Entries left under the storage root besides the marker. */
+static unsigned leftovers(const char *root)
+{
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d = opendir(root);
+
+	if (d == NULL) {
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    strcmp(de->d_name, MARKER_NAME) != 0) {
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
 }
 
 /* The confirmation: the shim ID typed back. */
@@ -403,8 +456,28 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 		goto out;
 	}
 	if (access(marker, F_OK) == 0) {
-		fprintf(stderr, "shimctl: this unit is already decommissioned "
-				"(%s)\n", marker);
+		unsigned left = leftovers(cfg.storage_root);
+
+		if (left == 0) {
+			fprintf(stderr, "shimctl: this unit is already "
+					"decommissioned (%s)\n", marker);
+			goto out;
+		}
+		/* An earlier run wrote its record and the marker, then was
+		 * interrupted while erasing: finish the erase. */
+		fprintf(stderr, "shimctl: an earlier decommission of this unit "
+				"was interrupted (%u entries left under %s): "
+				"finishing the erase\n", left, cfg.storage_root);
+		if (!yes && !confirmed(cfg.shim_id)) {
+			fprintf(stderr, "shimctl: not confirmed: nothing "
+					"erased\n");
+			goto out;
+		}
+		crypto_erase(&cfg, &st);
+		fprintf(stderr, "erased %u files (%llu bytes) under %s%s\n",
+			st.files, st.bytes, cfg.storage_root,
+			st.failed ? " (SOME FAILED: check the storage)" : "");
+		status = st.failed ? 1 : 0;
 		goto out;
 	}
 	/* shimd holds this lock while it runs. */
@@ -527,34 +600,18 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 	shim_linux_port_fini(&lp);
 	have_port = 0;
 
-	/* 4. Crypto-erase: the keys first, then everything else. */
-	{
-		char *keys = shim_config_path(&cfg, "keys");
-
-		if (keys != NULL) {
-			erase_tree(keys, 0, &st);
-		}
-		free(keys);
-	}
-	if (cfg.technicians_file != NULL &&
-	    access(cfg.technicians_file, F_OK) == 0) {
-		shred_file(cfg.technicians_file, &st);
-	}
-	if (cfg.secrets_inline && cfg.file != NULL) {
-		static const char notice[] =
-			"# This unit was decommissioned; its configuration held "
-			"technician secrets and was erased.\n";
-		/* The configuration itself held secrets: overwritten. */
-		shred_file(cfg.file, &st);
-		shim_write_file_atomic(cfg.file, (const uint8_t *)notice,
-				       sizeof(notice) - 1, 0600);
-	}
-	erase_tree(cfg.storage_root, 1, &st);
-	/* 5. The marker, holding the record. */
+	/* 4. The marker, holding the record, before anything is erased. */
 	rc = shim_write_file_atomic(marker, (const uint8_t *)text, len, 0644);
 	if (rc != 0) {
-		fprintf(stderr, "shimctl: %s: %s\n", marker, shim_strerror(rc));
+		fprintf(stderr, "shimctl: %s: %s: nothing erased (the "
+				"decommissioned event was sent; run decommission "
+				"again once the storage is writable)\n",
+			marker, shim_strerror(rc));
+		fwrite(text, 1, len, stdout);
+		goto out;
 	}
+	/* 5. Crypto-erase. */
+	crypto_erase(&cfg, &st);
 	if (opt[O_OUT] != NULL &&
 	    shim_write_file_atomic(opt[O_OUT], (const uint8_t *)text, len,
 				   0644) != 0) {
@@ -565,7 +622,7 @@ int cmd_decommission_main(int argc, char **argv, const char *config_path)
 			"refuse to start until the unit is provisioned again\n",
 		st.files, st.bytes, cfg.storage_root,
 		st.failed ? " (SOME FAILED: check the storage)" : "");
-	status = st.failed || rc != 0 ? 1 : 0;
+	status = st.failed ? 1 : 0;
 out:
 	if (el != NULL) {
 		shim_eventlog_close(el, 1000);

@@ -155,5 +155,57 @@ def test_decommission_whole_path():
         s.stop()
 
 
+def test_interrupted_erase_leaves_a_unit_that_refuses_to_start():
+    """A decommission killed half-way through the erase (power cut, kill)
+    must not leave a unit that starts again with part of its keys: the
+    marker is written before anything is erased, shimd refuses to start,
+    and running decommission again finishes the erase."""
+    assert shutil.which("strace"), "strace: scripts/install-deps.sh"
+    s = st.Shim()
+    d = s.dir
+    try:
+        r = ctl("inventory", "keygen", "--out", os.path.join(d, "prov.key"))
+        assert r.returncode == 0, r.stderr
+        os.unlink(s.config)
+        r = provision(s, d)
+        assert r.returncode == 0, r.stderr
+        r = ctl("--config", s.config, "enrol", "tech@example.org",
+                "--secret", SECRET, "--confirm", st.totp(SECRET))
+        assert r.returncode == 0, r.stderr
+        ident = os.path.join(s.storage, "keys", "identity.key")
+        assert os.path.exists(ident)
+        # killed by the kernel at the moment it removes the identity key
+        # (already overwritten by then): the erase stops half-way
+        p = subprocess.run(
+            ["strace", "-qq", "-f", "-o", "/dev/null", "-P", ident,
+             "-e", "trace=unlink,unlinkat",
+             "-e", "inject=unlink,unlinkat:signal=SIGKILL",
+             st.SHIMCTL, "--config", s.config, "decommission", "--yes"],
+            capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0, p.stderr
+        marker = os.path.join(s.storage, "DECOMMISSIONED")
+        assert os.path.exists(marker), storage_files(s.storage)
+        assert len(storage_files(s.storage)) > 1, "nothing was left over"
+        assert open(marker).read().startswith("shim-decommission 1\n")
+        # the half-erased unit does not start
+        p = subprocess.run([st.SHIMD, "--config", s.config],
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode != 0 and "decommissioned" in p.stderr, p.stderr
+        # running it again finishes the erase and keeps the record
+        record = open(marker).read()
+        r = ctl("--config", s.config, "decommission", "--yes")
+        assert r.returncode == 0 and "interrupted" in r.stderr, r.stderr
+        left = storage_files(s.storage)
+        assert left == [marker], left
+        assert open(marker).read() == record
+        r = ctl("--config", s.config, "decommission", "--yes")
+        assert r.returncode == 1 and "already decommissioned" in r.stderr
+    except Exception:
+        print(s.log()[-3000:])
+        raise
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     sys.exit(st.run(st.tests_of(globals())))
