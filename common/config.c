@@ -1416,6 +1416,27 @@ static void k_custody(struct loader *ld, const char *key, yaml_node_t *v)
 	walk(ld, v, key, custody_keys);
 }
 
+static void k_en_store(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->enrol_store);
+}
+
+static void k_en_custody(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	get_str(ld, v, key, &CFG->enrol_custody_key);
+}
+
+static const struct keydef enrolment_keys[] = {
+	{ "store", k_en_store },
+	{ "custody_key", k_en_custody },
+	{ NULL, NULL },
+};
+
+static void k_enrolment(struct loader *ld, const char *key, yaml_node_t *v)
+{
+	walk(ld, v, key, enrolment_keys);
+}
+
 static void k_admin(struct loader *ld, const char *key, yaml_node_t *v)
 {
 	walk(ld, v, key, admin_keys);
@@ -1439,6 +1460,7 @@ static const struct keydef top_keys[] = {
 	{ "custody", k_custody },
 	{ "admin", k_admin },
 	{ "breakglass", k_breakglass },
+	{ "enrolment", k_enrolment },
 	{ "technicians", k_technicians },
 	{ "technicians_file", k_techs_file },
 	{ NULL, NULL },
@@ -1643,6 +1665,10 @@ static void finish(struct loader *ld)
 		}
 		if (cfg->audit_log == NULL) {
 			cfg->audit_log = shim_config_path(cfg, "audit.jsonl");
+		}
+		if (cfg->enrol_store == NULL) {
+			cfg->enrol_store = shim_config_path(cfg,
+							    "technicians.sealed");
 		}
 	}
 	if (cfg->secrets_inline) {
@@ -1911,6 +1937,8 @@ void shim_config_free(struct shim_config *cfg)
 	free(cfg->custody_client_key);
 	free(cfg->admin_socket);
 	free(cfg->audit_log);
+	free(cfg->enrol_store);
+	free(cfg->enrol_custody_key);
 	free(cfg->technicians_file);
 	if (cfg->techs != NULL) {
 		shim_memzero(cfg->techs, cfg->techs_cap * sizeof(*cfg->techs));

@@ -162,6 +162,10 @@ struct shim_config {
 	char *audit_log;            /* default <storage_root>/audit.jsonl */
 	uint64_t audit_log_max_bytes;
 
+	/* enrolment: the sealed enrolment store (core/enrolstore.h) */
+	char *enrol_store;          /* default <storage_root>/technicians.sealed */
+	char *enrol_custody_key;    /* central enrolment-custody public key */
+
 	/* technicians (inline list and/or technicians_file) */
 	char *technicians_file;
 	struct shim_technician *techs;

@@ -534,6 +534,77 @@ int shim_gate_reset_state(struct shim_gate *g, int64_t now)
 	return rc;
 }
 
+int shim_gate_set_techs(struct shim_gate *g, struct shim_technician *techs,
+			size_t ntechs, uint8_t *scratch, size_t scratch_cap)
+{
+	struct shim_technician *old = g->techs;
+	size_t old_n = g->ntechs, i, j;
+	int rc;
+
+	if (g->port == NULL || (techs == NULL && ntechs != 0) ||
+	    scratch == NULL || scratch_cap < shim_gate_scratch_size(ntechs)) {
+		return SHIM_EINVAL;
+	}
+	for (i = 0; i < ntechs; i++) {
+		struct shim_technician *t = &techs[i];
+		int o = -1;
+
+		t->last_step = 0;
+		t->drift = 0;
+		t->last_ok = 0;
+		memset(&t->fails, 0, sizeof(t->fails));
+		for (j = 0; j < old_n && o < 0; j++) {
+			if (strcmp(old[j].id, t->id) == 0) {
+				o = (int)j;
+			}
+		}
+		if (o >= 0) {
+			t->last_step = old[o].last_step;
+			t->drift = old[o].drift;
+			t->last_ok = old[o].last_ok;
+			t->fails = old[o].fails;
+			continue;
+		}
+		for (j = 0; j < SHIM_GATE_LOCK_SLOTS; j++) {
+			if (g->locks[j].id[0] != '\0' &&
+			    strcmp(g->locks[j].id, t->id) == 0) {
+				t->fails = g->locks[j].f;
+				memset(&g->locks[j], 0, sizeof(g->locks[j]));
+			}
+		}
+	}
+	/* Removed technicians keep their lockout, in a free slot. */
+	for (j = 0; j < old_n; j++) {
+		int kept = 0;
+
+		for (i = 0; i < ntechs && !kept; i++) {
+			kept = strcmp(old[j].id, techs[i].id) == 0;
+		}
+		if (kept || !fails_held(&old[j].fails)) {
+			continue;
+		}
+		for (i = 0; i < SHIM_GATE_LOCK_SLOTS; i++) {
+			if (g->locks[i].id[0] == '\0') {
+				memcpy(g->locks[i].id, old[j].id,
+				       sizeof(g->locks[i].id));
+				g->locks[i].f = old[j].fails;
+				break;
+			}
+		}
+	}
+	g->techs = techs;
+	g->ntechs = ntechs;
+	g->scratch = scratch;
+	g->scratch_cap = scratch_cap;
+	rc = g->state_ok ? state_save(g) : 0;
+	if (rc != 0) {
+		/* The new marks and lockouts are not durable: fail closed,
+		 * as for any state that cannot be saved. */
+		g->state_ok = 0;
+	}
+	return rc;
+}
+
 /* ---- clock, lockout, rate limit --------------------------------------- */
 
 int shim_gate_clock_check(const struct shim_gate *g, int64_t now)
@@ -856,7 +927,8 @@ int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 		note_failure(g, id, id_len, now, res);
 		return 0;
 	}
-	if (match_step <= g->techs[t].last_step) {
+	if (match_step <= g->techs[t].last_step ||
+	    match_step <= g->techs[t].min_step) {
 		res->outcome = SHIM_AUTH_REPLAY;
 		note_failure(g, id, id_len, now, res);
 		return 0;

@@ -48,6 +48,10 @@ struct shim_technician {
 	char id[SHIM_TECH_ID_MAX + 1];
 	uint8_t secret[SHIM_SECRET_MAX];
 	uint8_t secret_len;
+	/* Codes of time steps at or below min_step are refused as replays:
+	 * the marks a restored enrolment carries from the unit it replaces
+	 * (enrolstore.h). Set by the caller; 0 = none. */
+	uint64_t min_step;
 	/* private, kept by the gate */
 	uint64_t last_step; /* highest accepted time step; 0 = none */
 	int8_t drift;       /* offset in steps at the last success */
@@ -205,6 +209,18 @@ int shim_gate_note_time(struct shim_gate *g, int64_t now);
  * window, so no earlier code is accepted; lockouts and the rate limit are
  * cleared. */
 int shim_gate_reset_state(struct shim_gate *g, int64_t now);
+
+/* Puts a new technician table in place of the current one (technicians
+ * enrolled or removed while the shim runs), with a scratch buffer of at
+ * least shim_gate_scratch_size(ntechs) bytes. The state travels by ID:
+ * marks and lockouts of technicians in both tables are kept; a removed
+ * technician's lockout stays in a lock slot, and a newly enrolled ID
+ * takes over the lockout its slot held. The state is saved durably
+ * before it returns 0; when it cannot be, the gate refuses every code
+ * (SHIM_AUTH_STATE, as after a lost state) until an operator resets the
+ * state. The old table and scratch are the caller's again afterwards. */
+int shim_gate_set_techs(struct shim_gate *g, struct shim_technician *techs,
+			size_t ntechs, uint8_t *scratch, size_t scratch_cap);
 
 /* Index of the technician with this ID, or -1. */
 int shim_gate_find(const struct shim_gate *g, const char *id, size_t len);

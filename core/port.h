@@ -154,6 +154,18 @@ struct shim_event_sink_ops {
 	void *ctx;
 };
 
+/* ---- key provider ----------------------------------------------------- */
+
+struct shim_keyprov_ops {
+	/* The device storage key (AES-256) that seals the enrolment store
+	 * (enrolstore.h): a 0600 key file in the Linux port; on a board, a
+	 * key held in (or unwrapped by) a TPM or a secure element such as
+	 * the ATECC608B. SHIM_ENOENT when the unit has none (not
+	 * provisioned). Optional. */
+	int (*storage_key)(void *ctx, uint8_t key[SHIM_AES256_KEY_LEN]);
+	void *ctx;
+};
+
 /* ---- the whole port ---------------------------------------------------- */
 
 struct shim_port {
@@ -161,6 +173,7 @@ struct shim_port {
 	struct shim_rng_ops rng;
 	struct shim_crypto_ops crypto;
 	struct shim_store_ops store;
+	struct shim_keyprov_ops keys;
 };
 
 #endif

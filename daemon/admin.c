@@ -266,6 +266,15 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		replys(c, buf);
 		return;
 	}
+	if (strcmp(line, "technicians-reload") == 0) {
+		char msg[640];
+
+		rc = shimd_techs_reload(d, who, msg, sizeof(msg));
+		admin_event(d, c, "technicians_reload", "");
+		snprintf(buf, sizeof(buf), "%s\n%s", msg, rc == 0 ? "ok\n" : "");
+		replys(c, buf);
+		return;
+	}
 	if (strcmp(line, "end-session") == 0) {
 		if (d->ctl.state != SHIM_ST_OPEN) {
 			log_info("admin %s: end-session: no session open", who);

@@ -1029,6 +1029,7 @@ static void on_timer(struct shimd *d, enum shimd_timer t)
 	case SHIMD_T_HEARTBEAT:
 		timer_ack(d, t);
 		shimd_heartbeat_tick(d);
+		shimd_techs_check(d);
 		break;
 	case SHIMD_T_ADMIN:
 		timer_ack(d, t);
@@ -1450,6 +1451,10 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 				"operator confirms it", shim_strerror(rc));
 		}
 	}
+	rc = shimd_techs_init(d);
+	if (rc < 0) {
+		return rc;
+	}
 	d->gate_scratch_cap = shim_gate_scratch_size(d->cfg.ntechs);
 	d->gate_scratch = calloc(1, d->gate_scratch_cap ? d->gate_scratch_cap : 1);
 	if (d->gate_scratch == NULL) {
@@ -1628,6 +1633,7 @@ void shimd_fini(struct shimd *d)
 	shim_lineedit_reset(&d->ctl.le);
 	shim_memzero(d->rbuf, sizeof(d->rbuf));
 	shim_linux_port_fini(&d->lp);
+	shimd_techs_fini(d);
 	shim_config_free(&d->cfg);
 	shimd_notify_close(&d->notify);
 	if (d->lock_fd >= 0) {

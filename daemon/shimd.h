@@ -82,6 +82,15 @@ struct shimd {
 	struct shim_bg bg;          /* break-glass verifier (breakglass:) */
 	uint8_t *gate_scratch;
 	size_t gate_scratch_cap;
+	/* The configuration's own technicians; cfg.techs is the gate's
+	 * table: these plus the sealed enrolment store's (techstore.h). */
+	struct shim_technician *conf_techs;
+	size_t conf_ntechs;
+	struct {                 /* the store file as last read */
+		int present;
+		unsigned long long ino, size;
+		long long mtime_ns;
+	} store_seen;
 	struct shim_recorder *rec;
 	struct shim_uploader *up; /* NULL without custody: */
 	struct shim_eventlog *evlog;
@@ -162,6 +171,24 @@ void shimd_emit(struct shimd *d, struct shim_event *ev);
 
 /* Ends the open session with reason (contract 4.6). */
 void shimd_end_session(struct shimd *d, const char *reason);
+
+/* Start: points the key provider at the storage key, and makes cfg.techs
+ * the configuration's technicians plus the store's. A store that cannot
+ * be opened stops the start (logged). */
+int shimd_techs_init(struct shimd *d);
+void shimd_techs_fini(struct shimd *d);
+
+/* Reads the sealed enrolment store again and puts the new technician
+ * table in use (who: for the log). An open session of a technician who
+ * is no longer enrolled ends. On an error the current table stays and
+ * an enrolment_store_error event says why. Returns 0 or a SHIM_E code;
+ * msg gets a line for the admin's reply. */
+int shimd_techs_reload(struct shimd *d, const char *who, char *msg,
+		       size_t cap);
+
+/* Reloads when the store file changed since it was last read (called at
+ * each heartbeat, so a change made without telling shimd is found). */
+void shimd_techs_check(struct shimd *d);
 
 /* Arms (ms > 0) or disarms (ms == 0) one timer. */
 void shimd_timer_set(struct shimd *d, enum shimd_timer t, uint64_t ms);

@@ -2,13 +2,18 @@
  * shimctl enrol <technician_id>: a fresh TOTP secret for a technician.
  *
  * Prints the base32 secret, the otpauth:// URI and a QR code, and adds the
- * technician to the technicians file named by the config (refusing an ID
- * already there). With --confirm the entry is written only after the
- * technician's authenticator has produced a matching code:
+ * technician to the unit's sealed enrolment store (common/techstore.h;
+ * refusing an ID already enrolled), refreshes the escrow copy for central
+ * custody and tells a running shimd, which takes the technician into use
+ * without a restart. Where the entry will be saved is checked before any
+ * secret is shown. With --confirm the entry is written only after the
+ * technician's authenticator has produced a matching code, and a failed
+ * confirmation leaves no file holding the secret (a --png is removed):
  *   shimctl enrol alice --confirm -             (asks for the code)
  *   shimctl enrol alice --secret B32 --confirm 123456   (scripted)
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,7 @@
 #include "port_linux.h"
 #include "qr.h"
 #include "subcommands.h"
+#include "techtool.h"
 #include "toolutil.h"
 #include "util.h"
 
@@ -105,17 +111,68 @@ static int valid_id(const char *id)
 	return 1;
 }
 
+/* Overwrites and removes a file that held the secret (the QR code). */
+static void shred_png(const char *path)
+{
+	struct stat st;
+	FILE *f;
+
+	if (path == NULL || lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+		return;
+	}
+	f = fopen(path, "r+");
+	if (f != NULL) {
+		off_t i;
+
+		for (i = 0; i < st.st_size; i++) {
+			fputc(0, f);
+		}
+		fflush(f);
+		fsync(fileno(f));
+		fclose(f);
+	}
+	unlink(path);
+}
+
+/* Warnings about the secret itself, before it is shown. */
+static void secret_warnings(const struct tool_store *ts, const char *id,
+			    const uint8_t *key, size_t key_len)
+{
+	uint32_t i;
+
+	if (key_len < 16) {
+		fprintf(stderr, "shimctl enrol: warning: the secret has %zu "
+			"bits; 128 or more are recommended (RFC 4226 asks for "
+			"160)\n", key_len * 8);
+	}
+	for (i = 0; i < ts->cfg.ntechs; i++) {
+		if (ts->cfg.techs[i].secret_len == key_len &&
+		    shim_ct_equal(ts->cfg.techs[i].secret, key, key_len)) {
+			fprintf(stderr, "shimctl enrol: warning: '%s' has the "
+				"same secret as '%s': each technician should "
+				"have their own\n", id, ts->cfg.techs[i].id);
+		}
+	}
+	for (i = 0; i < ts->set->n; i++) {
+		if (ts->set->t[i].secret_len == key_len &&
+		    shim_ct_equal(ts->set->t[i].secret, key, key_len)) {
+			fprintf(stderr, "shimctl enrol: warning: '%s' has the "
+				"same secret as '%s': each technician should "
+				"have their own\n", id, ts->set->t[i].id);
+		}
+	}
+}
+
 int cmd_enrol_main(int argc, char **argv, const char *config_path)
 {
-	struct shim_config cfg;
-	const char *id = NULL, *given, *confirm, *png, *notes, *issuer;
+	struct tool_store ts;
+	struct shim_enrol_tech *e;
+	const char *id = NULL, *given, *confirm, *png, *issuer;
 	uint8_t key[SHIM_SECRET_MAX];
 	size_t key_len = SECRET_BYTES;
-	char b32[SHIM_SECRET_MAX * 2], date[16], line[64];
+	char b32[SHIM_SECRET_MAX * 2], line[64];
 	char *uri = NULL;
-	int have_cfg, dry_run, i, ret = 1, rc;
-	time_t t = time(NULL);
-	struct tm tm;
+	int dry_run, i, ret = 1, rc, png_written = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (argv[i][0] == '-') {
@@ -146,53 +203,47 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 	given = tool_opt(argc, argv, "--secret");
 	confirm = tool_opt(argc, argv, "--confirm");
 	png = tool_opt(argc, argv, "--png");
-	notes = tool_opt(argc, argv, "--notes");
 	issuer = tool_opt(argc, argv, "--issuer");
 	dry_run = tool_flag(argc, argv, "--dry-run");
 
-	have_cfg = tool_load_config(config_path, &cfg, 1);
-	if (have_cfg < 0) {
-		return 1;
-	}
-	if (issuer != NULL) {
-		free(cfg.issuer);
-		cfg.issuer = strdup(issuer);
-	}
-	if (cfg.issuer == NULL) {
-		cfg.issuer = strdup("Shim");
-	}
-	/* Somewhere to save the entry, checked before a secret is shown. */
-	if (!dry_run && cfg.technicians_file == NULL) {
-		fprintf(stderr, "shimctl enrol: the configuration (%s) names no "
-			"technicians_file: nowhere to save the entry (set "
-			"technicians_file, or use --dry-run and add the "
-			"technician by hand)\n",
-			have_cfg == 1 ? "not found" : config_path);
+	memset(&ts, 0, sizeof(ts));
+	if (dry_run) {
+		/* Only the parameters are needed; nothing is saved. */
+		if (tool_load_config(config_path, &ts.cfg, 1) < 0) {
+			return 1;
+		}
+		ts.set = calloc(1, sizeof(*ts.set));
+		if (ts.set == NULL) {
+			goto out;
+		}
+	} else if (tool_store_open(&ts, config_path, 1, "enrol") != 0) {
+		/* Somewhere to save the entry, checked before a secret is
+		 * shown. */
 		goto out;
 	}
-	if (!dry_run) {
-		char dir[4096];
-		const char *slash = strrchr(cfg.technicians_file, '/');
-		size_t n = slash ? (size_t)(slash - cfg.technicians_file) : 0;
-
-		if (slash == NULL)
-			snprintf(dir, sizeof(dir), ".");
-		else
-			snprintf(dir, sizeof(dir), "%.*s",
-				 (int)(n == 0 ? 1 : n), cfg.technicians_file);
-		if (access(dir, W_OK | X_OK) != 0) {
-			fprintf(stderr, "shimctl enrol: cannot save to %s: "
-				"directory %s: %s\n", cfg.technicians_file,
-				dir, strerror(errno));
+	if (issuer != NULL) {
+		free(ts.cfg.issuer);
+		ts.cfg.issuer = strdup(issuer);
+	}
+	if (ts.cfg.issuer == NULL) {
+		ts.cfg.issuer = strdup("Shim");
+	}
+	if (shim_enrol_find(ts.set, id) >= 0) {
+		fprintf(stderr, "shimctl enrol: technician '%s' is already "
+			"enrolled (shimctl technicians remove first)\n", id);
+		goto out;
+	}
+	for (i = 0; i < (int)ts.cfg.ntechs; i++) {
+		if (strcmp(ts.cfg.techs[i].id, id) == 0) {
+			fprintf(stderr, "shimctl enrol: technician '%s' is already "
+				"enrolled (in %s)\n", id, ts.cfg.file);
 			goto out;
 		}
 	}
-	for (i = 0; i < (int)cfg.ntechs; i++) {
-		if (strcmp(cfg.techs[i].id, id) == 0) {
-			fprintf(stderr, "shimctl enrol: technician '%s' is already enrolled\n",
-				id);
-			goto out;
-		}
+	if (!dry_run && ts.set->n >= SHIM_ENROL_MAX) {
+		fprintf(stderr, "shimctl enrol: the store holds %d technicians, "
+			"its most\n", SHIM_ENROL_MAX);
+		goto out;
 	}
 
 	if (given != NULL) {
@@ -206,8 +257,9 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "shimctl enrol: no randomness available\n");
 		goto out;
 	}
+	secret_warnings(&ts, id, key, key_len);
 	shim_base32_encode(key, key_len, b32, sizeof(b32));
-	uri = make_uri(&cfg, id, b32);
+	uri = make_uri(&ts.cfg, id, b32);
 	if (uri == NULL) {
 		goto out;
 	}
@@ -216,8 +268,8 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 	printf("Secret (base32): %s\n", b32);
 	printf("URI: %s\n", uri);
 	printf("Parameters: %s, %u digits, %u s period\n\n",
-	       shim_md_name(cfg.gate.md), (unsigned)cfg.gate.digits,
-	       (unsigned)cfg.gate.period);
+	       shim_md_name(ts.cfg.gate.md), (unsigned)ts.cfg.gate.digits,
+	       (unsigned)ts.cfg.gate.period);
 	qr_print(stdout, uri);
 	fflush(stdout);
 	if (png != NULL) {
@@ -225,6 +277,7 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 			fprintf(stderr, "shimctl enrol: cannot write %s\n", png);
 			goto out;
 		}
+		png_written = 1;
 		printf("\nQR code written to %s (mode 0600; delete it after use)\n", png);
 	}
 
@@ -241,7 +294,7 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 			line[strcspn(line, "\r\n")] = '\0';
 			code = line;
 		}
-		if (!confirm_ok(&cfg, key, key_len, code)) {
+		if (!confirm_ok(&ts.cfg, key, key_len, code)) {
 			fprintf(stderr, "shimctl enrol: the code does not match: "
 					"nothing was written (check the authenticator's clock)\n");
 			goto out;
@@ -254,36 +307,35 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 		ret = 0;
 		goto out;
 	}
-	if (cfg.technicians_file == NULL) {
-		printf("\nThe configuration (%s) names no technicians_file: add this "
-		       "technician to the config by hand.\n",
-		       have_cfg == 1 ? "not found" : config_path);
-		ret = 0;
+	e = &ts.set->t[ts.set->n];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	memcpy(e->secret, key, key_len);
+	e->secret_len = (uint8_t)key_len;
+	e->md = ts.cfg.gate.md;
+	e->digits = ts.cfg.gate.digits;
+	e->period = ts.cfg.gate.period;
+	e->enrolled = (int64_t)time(NULL);
+	ts.set->n++;
+	printf("\n");
+	if (tool_store_commit(&ts, "enrol") != 0) {
 		goto out;
 	}
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-	rc = shim_config_add_technician(cfg.technicians_file, id, b32, date, notes);
-	if (rc == SHIM_EEXIST) {
-		fprintf(stderr, "shimctl enrol: technician '%s' is already in %s\n",
-			id, cfg.technicians_file);
-		goto out;
-	}
-	if (rc != 0) {
-		fprintf(stderr, "shimctl enrol: cannot update %s: %s\n",
-			cfg.technicians_file, shim_strerror(rc));
-		goto out;
-	}
-	printf("\nAdded '%s' to %s. Restart shimd to take it into use.\n", id,
-	       cfg.technicians_file);
+	printf("Enrolled '%s'.\n", id);
 	ret = 0;
 out:
+	if (ret != 0 && png_written) {
+		/* A failed enrolment leaves no file holding the secret. */
+		shred_png(png);
+		fprintf(stderr, "shimctl enrol: %s removed\n", png);
+	}
 	shim_memzero(key, sizeof(key));
 	shim_memzero(b32, sizeof(b32));
+	shim_memzero(line, sizeof(line));
 	if (uri != NULL) {
 		shim_memzero(uri, strlen(uri));
 		free(uri);
 	}
-	shim_config_free(&cfg);
+	tool_store_close(&ts);
 	return ret;
 }

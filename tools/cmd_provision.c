@@ -48,6 +48,7 @@
 #include "p256key.h"
 #include "port_linux.h"
 #include "subcommands.h"
+#include "techstore.h"
 #include "toolutil.h"
 #include "util.h"
 
@@ -60,13 +61,14 @@ static const char usage_text[] =
 	"           [--recording-pub FILE] [--tamper-authority FILE]\n"
 	"           [--siem-host HOST [--siem-port N] --siem-ca FILE\n"
 	"            [--siem-server-name NAME] [--siem-cert FILE]]\n"
-	"           [--inventory-key KEY] [--breakglass-key FILE] [--user NAME]\n"
+	"           [--inventory-key KEY] [--breakglass-key FILE]\n"
+	"           [--enrolment-custody-key PUB] [--user NAME]\n"
 	"           [--force]\n";
 
 enum {
 	O_SERIAL = 1, O_SHIM_ID, O_OPERATOR, O_STORAGE, O_TECH, O_DEV,
 	O_RECPUB, O_TAMPER, O_SIEM_HOST, O_SIEM_PORT, O_SIEM_CA,
-	O_SIEM_NAME, O_SIEM_CERT, O_INVKEY, O_BGKEY, O_USER, O_FORCE, O_HELP,
+	O_SIEM_NAME, O_SIEM_CERT, O_INVKEY, O_BGKEY, O_USER, O_FORCE, O_ENCUST, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -85,6 +87,7 @@ static const struct option longopts[] = {
 	{ "siem-cert", required_argument, NULL, O_SIEM_CERT },
 	{ "inventory-key", required_argument, NULL, O_INVKEY },
 	{ "breakglass-key", required_argument, NULL, O_BGKEY },
+	{ "enrolment-custody-key", required_argument, NULL, O_ENCUST },
 	{ "user", required_argument, NULL, O_USER },
 	{ "force", no_argument, NULL, O_FORCE },
 	{ "help", no_argument, NULL, O_HELP },
@@ -100,6 +103,7 @@ struct prov {
 	char recpub[PATH_MAX];
 	char tamper[PATH_MAX];
 	char bgkey[PATH_MAX];
+	char encust[PATH_MAX];
 	char csr[PATH_MAX];
 	char inventory[PATH_MAX];
 	char abs[2][PATH_MAX];   /* --siem-ca, --siem-cert made absolute */
@@ -293,7 +297,6 @@ static int config_text(const struct prov *p, char *out, size_t cap)
 	    OPT(p, O_SERIAL), OPT(p, O_USER) ? "  user: \"" : "",
 	    OPT(p, O_USER) ? OPT(p, O_USER) : "", OPT(p, O_USER) ? "\"\n" : "",
 	    tech, dev, OPT(p, O_STORAGE));
-	ADD("technicians_file: \"%s/technicians.yaml\"\n", OPT(p, O_STORAGE));
 	if (OPT(p, O_RECPUB)) {
 		ADD("recording:\n  public_key: \"%s\"\n", p->recpub);
 	}
@@ -303,6 +306,9 @@ static int config_text(const struct prov *p, char *out, size_t cap)
 	}
 	if (OPT(p, O_BGKEY)) {
 		ADD("breakglass:\n  verify_key: \"%s\"\n", p->bgkey);
+	}
+	if (OPT(p, O_ENCUST)) {
+		ADD("enrolment:\n  custody_key: \"%s\"\n", p->encust);
 	}
 	if (OPT(p, O_SIEM_HOST) && OPT(p, O_SIEM_CERT)) {
 		ADD("siem:\n  transport: syslog-tls\n  host: \"%s\"\n"
@@ -529,6 +535,8 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	    join(p->recpub, sizeof(p->recpub), p->keys, "recording-central.pub") ||
 	    join(p->tamper, sizeof(p->tamper), p->keys, "tamper-authority.pub") ||
 	    join(p->bgkey, sizeof(p->bgkey), p->keys, "breakglass.key") ||
+	    join(p->encust, sizeof(p->encust), p->keys,
+		 "enrolment-custody.pub") ||
 	    join(p->csr, sizeof(p->csr), p->keys, "siem-client.csr") ||
 	    join(p->inventory, sizeof(p->inventory), OPT(p, O_STORAGE),
 		 "inventory.inv")) {
@@ -605,6 +613,9 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 		goto out;
 	}
 	if (OPT(p, O_BGKEY) && install_secret(OPT(p, O_BGKEY), p->bgkey) != 0) {
+		goto out;
+	}
+	if (OPT(p, O_ENCUST) && install_pub(OPT(p, O_ENCUST), p->encust) != 0) {
 		goto out;
 	}
 	if (write_config(p, 0) != 0) {
@@ -686,6 +697,13 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 			goto out;
 		}
 	}
+	/* The storage key that seals the enrolment store. */
+	rc = shim_techstore_ensure_key(&cfg);
+	if (rc != 0) {
+		fprintf(stderr, "shimctl provision: storage key: %s\n",
+			shim_strerror(rc));
+		goto out;
+	}
 	if (OPT(p, O_USER) && chown_tree(OPT(p, O_STORAGE), p->uid, p->gid) != 0) {
 		fprintf(stderr, "shimctl provision: cannot give %s to %s\n",
 			OPT(p, O_STORAGE), OPT(p, O_USER));
@@ -709,6 +727,8 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	       "  recordings:      %s\n"
 	       "  tamper reset:    %s\n"
 	       "  break-glass:     %s\n"
+	       "  enrolment store: %s (sealed under keys/storage.key)\n"
+	       "  enrolment copy:  %s\n"
 	       "  inventory:       %s (%s)\n",
 	       OPT(p, O_SERIAL), OPT(p, O_SHIM_ID),
 	       same ? " (already provisioned: nothing replaced)" : "",
@@ -717,6 +737,9 @@ int cmd_provision_main(int argc, char **argv, const char *config_path)
 	       local ? "local custody key (no --recording-pub)" : p->recpub,
 	       OPT(p, O_TAMPER) ? p->tamper : "no authority (--tamper-authority)",
 	       OPT(p, O_BGKEY) ? p->bgkey : "none (--breakglass-key)",
+	       cfg.enrol_store,
+	       OPT(p, O_ENCUST) ? p->encust :
+	       "none: a failed unit means re-enrolling (--enrolment-custody-key)",
 	       p->inventory, OPT(p, O_INVKEY) ? "signed" :
 	       "unsigned: shimctl inventory sign");
 	status = 0;

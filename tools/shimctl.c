@@ -17,7 +17,21 @@ static const struct tool_option enrol_opts[] = {
 	{ "--secret", "B32", "enrol this base32 secret instead of a new one" },
 	{ "--confirm", "CODE", "save only if CODE (or - to prompt) is valid" },
 	{ "--issuer", "NAME", "issuer in the authenticator app" },
-	{ "--notes", "TEXT", "notes stored with the entry" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option technicians_opts[] = {
+	{ "--json", NULL, "list: the technicians as JSON" },
+	{ NULL, NULL, NULL },
+};
+static const struct tool_option enrolment_opts[] = {
+	{ "--out", "FILE", "keygen, escrow, export: where to write" },
+	{ "--escrow", "FILE", "export: the failed unit's escrow copy" },
+	{ "--custody-key", "KEY", "export: the enrolment-custody private key" },
+	{ "--inventory", "RECORD", "export: the replacement's signed inventory record" },
+	{ "--authority", "PUB", "export: the provisioning authority's public key" },
+	{ "--last-seen", "TIME", "export: when the old unit was last in use (default now)" },
+	{ "--window", "N", "export: the units' totp.window (default 1)" },
+	{ "--force", NULL, "restore: replace technicians already in the store" },
 	{ NULL, NULL, NULL },
 };
 static const struct tool_option session_opts[] = {
@@ -94,6 +108,7 @@ static const struct tool_option provision_opts[] = {
 	{ "--siem-cert", "FILE", "the shim's SIEM client certificate, once signed" },
 	{ "--inventory-key", "KEY", "the provisioning authority's key: sign the record" },
 	{ "--breakglass-key", "FILE", "this shim's break-glass verify key" },
+	{ "--enrolment-custody-key", "PUB", "the central enrolment-custody public key" },
 	{ "--user", "NAME", "the account shimd drops to (shim.user)" },
 	{ "--force", NULL, "re-provision: a new identity" },
 	{ NULL, NULL, NULL },
@@ -148,9 +163,17 @@ static const struct {
 	int (*fn)(int argc, char **argv, const char *config_path);
 } subcommands[] = {
 	{ { "enrol",
-	    "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-] [--issuer NAME] [--notes TEXT]",
-	    "Enrols a technician: a new TOTP secret (or --secret), shown as a QR code, saved to the technicians file.",
+	    "enrol <technician_id> [--dry-run] [--png FILE] [--secret B32 --confirm CODE|-] [--issuer NAME]",
+	    "Enrols a technician: a new TOTP secret (or --secret), shown as a QR code, saved to the sealed enrolment store; a running shimd takes it into use.",
 	    enrol_opts }, cmd_enrol_main },
+	{ { "technicians",
+	    "technicians list [--json] | remove ID | import",
+	    "Lists the enrolled technicians (never their secrets), removes one, or moves the configuration's into the sealed store.",
+	    technicians_opts }, cmd_technicians_main },
+	{ { "enrolment",
+	    "enrolment keygen --out FILE | escrow [--out FILE] | export --escrow FILE --custody-key KEY --inventory RECORD --authority PUB --out FILE [--last-seen TIME] [--window N] | restore FILE [--force]",
+	    "Central custody of the enrolment set: a failed unit's technicians restored on its replacement.",
+	    enrolment_opts }, cmd_enrolment_main },
 	{ { "session",
 	    "session list [--json] | verify <id|file> [--key FILE] [--identity FILE] | export <id|file> --format jsonl|asciicast|text [--key FILE] [--out FILE]",
 	    "Lists, verifies and exports session recordings.", session_opts },
@@ -196,7 +219,7 @@ static const struct {
 	    "Sends a probe recording to the central custody store and checks it.",
 	    siem_opts }, cmd_upload_main },
 	{ { "provision",
-	    "provision --serial SN --shim-id ID --operator NAME [--storage DIR] [--technician-port PATH] [--device-port PATH] [--recording-pub FILE] [--tamper-authority FILE] [--siem-host HOST] [--siem-port N] [--siem-ca FILE] [--siem-server-name NAME] [--siem-cert FILE] [--inventory-key KEY] [--breakglass-key FILE] [--user NAME] [--force]",
+	    "provision --serial SN --shim-id ID --operator NAME [--storage DIR] [--technician-port PATH] [--device-port PATH] [--recording-pub FILE] [--tamper-authority FILE] [--siem-host HOST] [--siem-port N] [--siem-ca FILE] [--siem-server-name NAME] [--siem-cert FILE] [--inventory-key KEY] [--breakglass-key FILE] [--enrolment-custody-key PUB] [--user NAME] [--force]",
 	    "Takes a new unit from empty to ready: storage, configuration, identity, CSR, keys, signed inventory record.",
 	    provision_opts }, cmd_provision_main },
 	{ { "inventory",

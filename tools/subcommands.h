@@ -6,6 +6,8 @@
 #define SHIM_TOOLS_SUBCOMMANDS_H
 
 int cmd_enrol_main(int argc, char **argv, const char *config_path);
+int cmd_technicians_main(int argc, char **argv, const char *config_path);
+int cmd_enrolment_main(int argc, char **argv, const char *config_path);
 int cmd_totp_main(int argc, char **argv, const char *config_path);
 int cmd_status_main(int argc, char **argv, const char *config_path);
 int cmd_reset_lockout_main(int argc, char **argv, const char *config_path);

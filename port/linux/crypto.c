@@ -84,4 +84,6 @@ void shim_linux_port_fini(struct shim_linux_port *lp)
 	lp->mbc.identity = NULL;
 	free(lp->state_dir);
 	lp->state_dir = NULL;
+	free(lp->storage_key);
+	lp->storage_key = NULL;
 }

@@ -15,6 +15,7 @@ struct shim_linux_port {
 	struct shim_port port;
 	char *state_dir;           /* where store blobs live */
 	void *identity;            /* mbedtls_pk_context *, or NULL */
+	char *storage_key;         /* path of the storage key file, or NULL */
 	struct shim_mbedtls_crypto mbc; /* ctx of port.crypto */
 };
 
@@ -25,6 +26,17 @@ int shim_linux_port_init(struct shim_linux_port *lp, const char *state_dir);
 /* Loads the device identity key (PEM, P-256) from path. */
 int shim_linux_port_load_identity(struct shim_linux_port *lp,
 				  const char *path);
+
+/* The key provider of the Linux port: the storage key is the 32 bytes of
+ * the file at path (mode 0600, no symbolic link, owned by the caller or
+ * root). The file is read when the key is asked for, and the copy is
+ * the caller's to wipe. */
+int shim_linux_port_set_storage_key(struct shim_linux_port *lp,
+				    const char *path);
+
+/* Creates a fresh storage key file at path (0600, O_EXCL|O_NOFOLLOW).
+ * SHIM_EEXIST when there is one already. */
+int shim_linux_storage_key_create(const char *path);
 
 void shim_linux_port_fini(struct shim_linux_port *lp);
 
