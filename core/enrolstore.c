@@ -131,7 +131,7 @@ static int num(const char *f, size_t n, uint64_t max, uint64_t *out)
 			return -1;
 		}
 		d = (unsigned)(f[i] - '0');
-		if (v > (max - d) / 10) {
+		if (d > max || v > (max - d) / 10) {
 			return -1;
 		}
 		v = v * 10 + d;
