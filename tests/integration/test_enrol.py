@@ -1,5 +1,6 @@
 """shimctl enrol and shimctl totp, driven as a clinical engineer would,
 with oathtool as an independent authenticator."""
+import base64
 import os
 import re
 import stat
@@ -39,7 +40,12 @@ def oathtool(secret, t, alg="SHA1", digits=6, period=30):
 def main():
     tmp = tempfile.mkdtemp(prefix="shim-enrol-")
     cfg = os.path.join(tmp, "config.yaml")
-    techs = os.path.join(tmp, "technicians.yaml")
+    store = os.path.join(tmp, "root", "technicians.sealed")
+    os.mkdir(os.path.join(tmp, "root"), 0o700)
+
+    def enrolled():
+        r = run("--config", cfg, "technicians", "list")
+        return r.stdout if r.returncode == 0 else "ERROR " + r.stderr
     with open(cfg, "w") as f:
         f.write(f"""shim:
   id: shim-test-01
@@ -53,7 +59,6 @@ totp:
   algorithm: SHA256
   digits: 8
   period: 30
-technicians_file: technicians.yaml
 """)
 
     r = run("--config", cfg, "enrol", "alice@example.org", "--png",
@@ -85,12 +90,24 @@ technicians_file: technicians.yaml
     check("URI decodes with oathtool to shimctl's codes",
           got.returncode == 0 and got.stdout.strip() == want, f"{got.stdout} vs {want}")
 
-    st = os.stat(techs)
-    check("technicians file created 0600", stat.S_IMODE(st.st_mode) == 0o600,
+    st = os.stat(store)
+    check("sealed store created 0600", stat.S_IMODE(st.st_mode) == 0o600,
           oct(st.st_mode))
-    with open(techs) as f:
-        body = f.read()
-    check("technicians file holds the entry", "alice@example.org" in body and secret in body)
+    key = os.path.join(tmp, "root", "keys", "storage.key")
+    check("storage key created 0600",
+          stat.S_IMODE(os.stat(key).st_mode) == 0o600)
+    clear = []
+    for dp, _, fn in os.walk(os.path.join(tmp, "root")):
+        for f in fn:
+            b = open(os.path.join(dp, f), "rb").read()
+            if secret.encode() in b or base64.b32decode(secret) in b:
+                clear.append(f)
+    check("no file on the unit holds the secret in the clear", clear == [],
+          str(clear))
+    body = enrolled()
+    check("the store holds the entry, listed without its secret",
+          "alice@example.org" in body and "SHA256" in body and
+          secret not in body, body)
     png = os.path.join(tmp, "alice.png")
     with open(png, "rb") as f:
         head = f.read(8)
@@ -108,19 +125,29 @@ technicians_file: technicians.yaml
     # --confirm: the entry is written only when the first code matches.
     r = run("--config", cfg, "enrol", "bob@example.org", "--dry-run")
     bob = re.search(r"^Secret \(base32\): ([A-Z2-7]+)$", r.stdout, re.M).group(1)
-    check("dry run writes nothing", "bob@example.org" not in open(techs).read())
+    check("dry run writes nothing", "bob@example.org" not in enrolled())
     wrong = "00000000" if oathtool(bob, int(time.time()), "SHA256", 8) != "00000000" else "11111111"
-    r = run("--config", cfg, "enrol", "bob@example.org", "--secret", bob, "--confirm", wrong)
+    bobpng = os.path.join(tmp, "bob.png")
+    r = run("--config", cfg, "enrol", "bob@example.org", "--secret", bob,
+            "--confirm", wrong, "--png", bobpng)
     check("wrong confirmation code refused, nothing written",
-          r.returncode != 0 and "bob@example.org" not in open(techs).read(), r.stderr)
+          r.returncode != 0 and "bob@example.org" not in enrolled(), r.stderr)
+    check("a failed confirmation leaves no QR code file",
+          not os.path.exists(bobpng), r.stderr)
     code = oathtool(bob, int(time.time()), "SHA256", 8)
     r = run("--config", cfg, "enrol", "bob@example.org", "--secret", bob, "--confirm", code)
     check("right confirmation code writes the entry",
-          r.returncode == 0 and "bob@example.org" in open(techs).read(), r.stderr)
+          r.returncode == 0 and "bob@example.org" in enrolled(), r.stderr)
     code = oathtool(bob, int(time.time()), "SHA256", 8)
     r = run("--config", cfg, "enrol", "carol", "--secret", bob, "--confirm", "-",
             stdin=code + "\n")
     check("interactive confirmation", r.returncode == 0, r.stderr)
+    check("a secret shared with another technician is warned about",
+          "same secret as 'bob@example.org'" in r.stderr, r.stderr)
+    r = run("--config", cfg, "enrol", "dave", "--secret", "JBSWY3DPEHPK3PXP",
+            "--dry-run")
+    check("a secret under 128 bits is warned about",
+          r.returncode == 0 and "80 bits; 128 or more" in r.stderr, r.stderr)
 
     r = run("--config", cfg, "enrol", "bad id")
     check("invalid ID refused", r.returncode == 2)
