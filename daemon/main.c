@@ -82,7 +82,8 @@ static void check_environment(const struct shim_config *cfg, const char *file)
 {
 	struct stat st;
 
-	if (cfg->ntechs == 0)
+	if (cfg->ntechs == 0 && (cfg->enrol_store == NULL ||
+				 access(cfg->enrol_store, F_OK) != 0))
 		fprintf(stderr, "%s: warning: no technicians enrolled: nobody "
 			"can authenticate (shimctl enrol)\n", file);
 	check_serial_path(file, "technician_side_path", cfg->tech_path);

@@ -546,7 +546,10 @@ static void heartbeat(int64_t now_mono)
 	hi.session_active = ctl.state == SHIM_ST_OPEN;
 	hi.version = SHIM_VERSION;
 	hi.period_s = prov.heartbeat_period_ms / 1000u;
-	if (shim_heartbeat_build(ev, &hi, sp.port.clock.wall_ns(NULL)) == 0) {
+	/* The firmware has no factory-test mode: every image is a deployed
+	 * build, and its heartbeats say so as shimd's do. */
+	if (shim_heartbeat_build(ev, &hi, sp.port.clock.wall_ns(NULL)) == 0 &&
+	    shim_event_add(ev, "build", "deployed") == 0) {
 		emit(ev);
 	}
 }
