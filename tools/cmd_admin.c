@@ -16,55 +16,54 @@
 #include <unistd.h>
 
 #include "subcommands.h"
+#include "port_linux.h"
 #include "toolutil.h"
 
 #define ADMIN_TIMEOUT_MS 10000
 
-int tool_admin_request(const char *config_path, const char *request)
+int tool_admin_exchange(const char *sock, const char *request, char *buf,
+			size_t cap, int *not_running)
 {
-	struct shim_config cfg;
 	struct sockaddr_un sa;
-	char buf[4096], *last;
 	size_t len = 0;
 	ssize_t n;
-	int fd = -1, rc = 1;
+	int fd;
 
-	if (tool_load_config(config_path, &cfg, 0) < 0) {
-		shim_config_free(&cfg);
-		return 1;
-	}
+	*not_running = 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	if (cfg.admin_socket == NULL ||
-	    strlen(cfg.admin_socket) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "shimctl: no usable admin socket path in %s\n",
-			config_path);
-		goto out;
+	if (sock == NULL || strlen(sock) >= sizeof(sa.sun_path) || cap < 2) {
+		return SHIM_EINVAL;
 	}
-	memcpy(sa.sun_path, cfg.admin_socket, strlen(cfg.admin_socket) + 1);
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "shimctl: cannot reach shimd at %s: %s\n",
-			cfg.admin_socket, strerror(errno));
-		goto out;
+		int e = errno;
+
+		if (fd >= 0) {
+			close(fd);
+		}
+		*not_running = e == ENOENT || e == ECONNREFUSED;
+		return shim_err_from_errno(e);
 	}
 	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
 	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "shimctl: %s: %s\n", cfg.admin_socket,
-			strerror(errno));
-		goto out;
+		int e = errno;
+
+		close(fd);
+		return shim_err_from_errno(e);
 	}
 	for (;;) {
 		struct pollfd pf = { fd, POLLIN, 0 };
 
 		if (poll(&pf, 1, ADMIN_TIMEOUT_MS) <= 0) {
-			fprintf(stderr, "shimctl: shimd did not answer\n");
-			goto out;
+			close(fd);
+			return SHIM_ETIMEDOUT;
 		}
-		if (len >= sizeof(buf) - 1) {
+		if (len >= cap - 1) {
 			break;
 		}
-		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		n = recv(fd, buf + len, cap - 1 - len, 0);
 		if (n < 0 && errno == EINTR) {
 			continue;
 		}
@@ -73,7 +72,39 @@ int tool_admin_request(const char *config_path, const char *request)
 		}
 		len += (size_t)n;
 	}
+	close(fd);
 	buf[len] = '\0';
+	return 0;
+}
+
+int tool_admin_request(const char *config_path, const char *request)
+{
+	struct shim_config cfg;
+	char buf[4096], *last;
+	size_t len;
+	int rc = 1, down, err;
+
+	if (tool_load_config(config_path, &cfg, 0) < 0) {
+		shim_config_free(&cfg);
+		return 1;
+	}
+	if (cfg.admin_socket == NULL) {
+		fprintf(stderr, "shimctl: no usable admin socket path in %s\n",
+			config_path);
+		goto out;
+	}
+	err = tool_admin_exchange(cfg.admin_socket, request, buf, sizeof(buf),
+				  &down);
+	if (err == SHIM_ETIMEDOUT) {
+		fprintf(stderr, "shimctl: shimd did not answer\n");
+		goto out;
+	}
+	if (err != 0) {
+		fprintf(stderr, "shimctl: cannot reach shimd at %s: %s\n",
+			cfg.admin_socket, shim_strerror(err));
+		goto out;
+	}
+	len = strlen(buf);
 	/* the last line is the verdict */
 	while (len > 0 && buf[len - 1] == '\n') {
 		buf[--len] = '\0';
@@ -92,9 +123,6 @@ int tool_admin_request(const char *config_path, const char *request)
 		fprintf(stderr, "shimctl: unexpected answer from shimd\n");
 	}
 out:
-	if (fd >= 0) {
-		close(fd);
-	}
 	shim_config_free(&cfg);
 	return rc;
 }

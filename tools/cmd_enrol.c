@@ -111,29 +111,6 @@ static int valid_id(const char *id)
 	return 1;
 }
 
-/* Overwrites and removes a file that held the secret (the QR code). */
-static void shred_png(const char *path)
-{
-	struct stat st;
-	FILE *f;
-
-	if (path == NULL || lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-		return;
-	}
-	f = fopen(path, "r+");
-	if (f != NULL) {
-		off_t i;
-
-		for (i = 0; i < st.st_size; i++) {
-			fputc(0, f);
-		}
-		fflush(f);
-		fsync(fileno(f));
-		fclose(f);
-	}
-	unlink(path);
-}
-
 /* Warnings about the secret itself, before it is shown. */
 static void secret_warnings(const struct tool_store *ts, const char *id,
 			    const uint8_t *key, size_t key_len)
@@ -326,7 +303,7 @@ int cmd_enrol_main(int argc, char **argv, const char *config_path)
 out:
 	if (ret != 0 && png_written) {
 		/* A failed enrolment leaves no file holding the secret. */
-		shred_png(png);
+		(void)tool_shred(png);
 		fprintf(stderr, "shimctl enrol: %s removed\n", png);
 	}
 	shim_memzero(key, sizeof(key));

@@ -192,29 +192,6 @@ static int remove_one(struct tool_store *ts, const char *id)
 	return 0;
 }
 
-/* Overwrites a file with zeros and removes it. */
-static int shred(const char *path)
-{
-	struct stat st;
-	FILE *f;
-	off_t i;
-
-	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-		return -1;
-	}
-	f = fopen(path, "r+");
-	if (f == NULL) {
-		return -1;
-	}
-	for (i = 0; i < st.st_size; i++) {
-		fputc(0, f);
-	}
-	fflush(f);
-	fsync(fileno(f));
-	fclose(f);
-	return unlink(path);
-}
-
 static int import(struct tool_store *ts)
 {
 	size_t i, moved = 0;
@@ -264,7 +241,7 @@ static int import(struct tool_store *ts)
 	printf("Imported %zu technicians into the sealed store.\n", moved);
 	if (ts->cfg.technicians_file != NULL &&
 	    access(ts->cfg.technicians_file, F_OK) == 0) {
-		if (shred(ts->cfg.technicians_file) == 0) {
+		if (tool_shred(ts->cfg.technicians_file) == 0) {
 			printf("%s overwritten and removed: its secrets live in "
 			       "the sealed store now.\n",
 			       ts->cfg.technicians_file);

@@ -2,13 +2,10 @@
  * The sealed enrolment store, as shimctl changes it (techtool.h).
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "techstore.h"
@@ -113,55 +110,22 @@ int tool_store_open(struct tool_store *ts, const char *config_path,
 
 int tool_techs_notify(const struct shim_config *cfg, const char *cmd)
 {
-	struct sockaddr_un sa;
 	char buf[1024];
-	size_t len = 0;
-	ssize_t n;
-	int fd, rc = -1;
+	size_t len;
+	int down = 0, rc;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (cfg->admin_socket == NULL ||
-	    strlen(cfg->admin_socket) >= sizeof(sa.sun_path)) {
-		return 1;
-	}
-	memcpy(sa.sun_path, cfg->admin_socket, strlen(cfg->admin_socket) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return 1;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(fd);
+	rc = tool_admin_exchange(cfg->admin_socket, "technicians-reload", buf,
+				 sizeof(buf), &down);
+	if (rc != 0 && (down || cfg->admin_socket == NULL)) {
 		return 1; /* not running: it reads the store when it starts */
 	}
-	if (send(fd, "technicians-reload\n", 19, MSG_NOSIGNAL) != 19) {
-		goto out;
-	}
-	for (;;) {
-		struct pollfd pf = { fd, POLLIN, 0 };
-
-		if (len >= sizeof(buf) - 1 || poll(&pf, 1, 10000) <= 0) {
-			break;
-		}
-		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			break;
-		}
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
+	len = rc == 0 ? strlen(buf) : 0;
 	if (len >= 3 && strcmp(buf + len - 3, "ok\n") == 0) {
-		rc = 0;
-	} else {
-		fprintf(stderr, "shimctl %s: shimd could not take the change "
-			"into use: %s", cmd, len ? buf : "no answer\n");
+		return 0;
 	}
-out:
-	close(fd);
-	return rc;
+	fprintf(stderr, "shimctl %s: shimd could not take the change into use: "
+		"%s", cmd, len ? buf : "no answer\n");
+	return -1;
 }
 
 int tool_store_commit(struct tool_store *ts, const char *cmd)

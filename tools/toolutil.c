@@ -1,7 +1,9 @@
 #include "toolutil.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tool_load_config(const char *path, struct shim_config *cfg, int optional)
@@ -44,4 +46,37 @@ int tool_flag(int argc, char **argv, const char *name)
 		}
 	}
 	return 0;
+}
+
+int tool_shred(const char *path)
+{
+	static const char zeros[4096];
+	struct stat st;
+	off_t left;
+	int fd, rc = 0;
+
+	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	for (left = st.st_size; left > 0 && rc == 0;) {
+		size_t n = left > (off_t)sizeof(zeros) ? sizeof(zeros) :
+							 (size_t)left;
+		ssize_t w = write(fd, zeros, n);
+
+		if (w <= 0) {
+			rc = -1;
+		} else {
+			left -= w;
+		}
+	}
+	if (fsync(fd) != 0) {
+		rc = -1;
+	}
+	close(fd);
+	return unlink(path) == 0 ? rc : -1;
 }

@@ -17,4 +17,14 @@ int tool_flag(int argc, char **argv, const char *name);
  * answer; returns the exit status (0 when shimd answered "ok"). */
 int tool_admin_request(const char *config_path, const char *request);
 
+/* One request on the admin socket at sock; the whole answer goes into buf
+ * (NUL-terminated). 0, or a SHIM_E code (*not_running set when nothing
+ * listens there: shimd is stopped). */
+int tool_admin_exchange(const char *sock, const char *request, char *buf,
+			size_t cap, int *not_running);
+
+/* Overwrites a regular file with zeros, syncs and removes it (a file that
+ * held a secret). 0, or -1 when it is not a regular file or cannot be. */
+int tool_shred(const char *path);
+
 #endif

@@ -33,6 +33,18 @@ def provision(s, d, *extra):
                "--inventory-key", os.path.join(d, "prov.key"), *extra)
 
 
+def provisioned_and_enrolled(s, d, enrol=True):
+    r = ctl("inventory", "keygen", "--out", os.path.join(d, "prov.key"))
+    assert r.returncode == 0, r.stderr
+    os.unlink(s.config)
+    r = provision(s, d)
+    assert r.returncode == 0, r.stderr
+    if enrol:
+        r = ctl("--config", s.config, "enrol", "tech@example.org",
+                "--secret", SECRET, "--confirm", st.totp(SECRET))
+        assert r.returncode == 0, r.stderr
+
+
 def storage_files(root):
     out = []
     for dp, dn, fn in os.walk(root):
@@ -44,11 +56,7 @@ def test_decommission_whole_path():
     s = st.Shim()
     d = s.dir
     try:
-        r = ctl("inventory", "keygen", "--out", os.path.join(d, "prov.key"))
-        assert r.returncode == 0, r.stderr
-        os.unlink(s.config)
-        r = provision(s, d)
-        assert r.returncode == 0, r.stderr
+        provisioned_and_enrolled(s, d, enrol=False)
         # the SOC keeps the unit's inventory record
         shutil.copy(os.path.join(s.storage, "inventory.inv"),
                     os.path.join(d, "saved.inv"))
@@ -164,14 +172,7 @@ def test_interrupted_erase_leaves_a_unit_that_refuses_to_start():
     s = st.Shim()
     d = s.dir
     try:
-        r = ctl("inventory", "keygen", "--out", os.path.join(d, "prov.key"))
-        assert r.returncode == 0, r.stderr
-        os.unlink(s.config)
-        r = provision(s, d)
-        assert r.returncode == 0, r.stderr
-        r = ctl("--config", s.config, "enrol", "tech@example.org",
-                "--secret", SECRET, "--confirm", st.totp(SECRET))
-        assert r.returncode == 0, r.stderr
+        provisioned_and_enrolled(s, d)
         ident = os.path.join(s.storage, "keys", "identity.key")
         assert os.path.exists(ident)
         # killed by the kernel at the moment it removes the identity key
