@@ -712,6 +712,38 @@ size_t shim_gate_lockouts(const struct shim_gate *g, int64_t now)
 	return n;
 }
 
+int shim_gate_lockout_next(const struct shim_gate *g, int64_t now,
+			   size_t *cursor, const char **id, uint32_t *left,
+			   int *enrolled)
+{
+	size_t i;
+
+	for (i = *cursor; i < g->ntechs + SHIM_GATE_LOCK_SLOTS; i++) {
+		const struct shim_gate_fails *f;
+		const char *who;
+
+		if (i < g->ntechs) {
+			f = &g->techs[i].fails;
+			who = g->techs[i].id;
+		} else {
+			f = &g->locks[i - g->ntechs].f;
+			who = g->locks[i - g->ntechs].id;
+			if (who[0] == '\0') {
+				continue;
+			}
+		}
+		if (f->locked_until > now) {
+			*cursor = i + 1;
+			*id = who;
+			*left = (uint32_t)(f->locked_until - now);
+			*enrolled = i < g->ntechs;
+			return 1;
+		}
+	}
+	*cursor = i;
+	return 0;
+}
+
 int shim_gate_reset_lockout(struct shim_gate *g, const char *id, int64_t now)
 {
 	size_t len = bounded_len(id, SHIM_TECH_ID_MAX + 1);

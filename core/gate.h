@@ -192,6 +192,14 @@ int shim_gate_reset_rate(struct shim_gate *g);
 uint32_t shim_gate_lockout_left(const struct shim_gate *g, const char *id,
 				int64_t now);
 
+/* Walks the IDs locked out at now: start with *cursor = 0; each call
+ * that returns 1 gives one ID (valid until the gate changes), the seconds
+ * left and whether it is an enrolled technician; 0 when there are no more.
+ * Reads only. */
+int shim_gate_lockout_next(const struct shim_gate *g, int64_t now,
+			   size_t *cursor, const char **id, uint32_t *left,
+			   int *enrolled);
+
 /* Number of IDs locked out at now. */
 size_t shim_gate_lockouts(const struct shim_gate *g, int64_t now);
 

@@ -266,6 +266,28 @@ static void run_command(struct shimd *d, struct shimd_admin_client *c,
 		replys(c, buf);
 		return;
 	}
+	if (strcmp(line, "lockouts") == 0) {
+		int64_t now = shimd_wall_ns() / 1000000000LL;
+		size_t cur = 0;
+		const char *lid;
+		uint32_t left;
+		int enrolled;
+
+		/* One line each: ID, seconds left, enrolled or unknown. IDs
+		 * are sanitised: an unenrolled one is whatever was typed. */
+		while (shim_gate_lockout_next(&d->gate, now, &cur, &lid, &left,
+					      &enrolled) == 1) {
+			char safe[SHIM_TECH_ID_MAX * 4 + 1];
+
+			shimd_log_sanitize(safe, sizeof(safe), lid, strlen(lid));
+			n = (size_t)snprintf(buf, sizeof(buf), "%s\t%u\t%s\n",
+					     safe, (unsigned)left,
+					     enrolled ? "enrolled" : "unknown");
+			reply(c, buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
+		}
+		replys(c, "ok\n");
+		return;
+	}
 	if (strcmp(line, "technicians-reload") == 0) {
 		char msg[640];
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "subcommands.h"
@@ -127,14 +128,179 @@ out:
 	return rc;
 }
 
+static void json_str(const char *s, size_t n)
+{
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\') {
+			printf("\\%c", ch);
+		} else if (ch < 0x20 || ch == 0x7f) {
+			printf("\\u%04x", ch);
+		} else {
+			putchar(ch);
+		}
+	}
+	putchar('"');
+}
+
+/* Sends request, checks the verdict line, and leaves the answer without
+ * it in buf. 0, or the exit status after printing why. */
+static int ask(const char *config_path, const char *request, char *buf,
+	       size_t cap)
+{
+	struct shim_config cfg;
+	size_t len;
+	char *last;
+	int down = 0, rc;
+
+	if (tool_load_config(config_path, &cfg, 0) < 0) {
+		shim_config_free(&cfg);
+		return 1;
+	}
+	rc = tool_admin_exchange(cfg.admin_socket, request, buf, cap, &down);
+	if (rc != 0) {
+		fprintf(stderr, "shimctl: cannot reach shimd at %s: %s\n",
+			cfg.admin_socket ? cfg.admin_socket : "?",
+			down ? "shimd is not running" : shim_strerror(rc));
+		shim_config_free(&cfg);
+		return 1;
+	}
+	shim_config_free(&cfg);
+	len = strlen(buf);
+	while (len > 0 && buf[len - 1] == '\n') {
+		buf[--len] = '\0';
+	}
+	last = strrchr(buf, '\n');
+	last = last ? last + 1 : buf;
+	if (strcmp(last, "ok") != 0) {
+		fprintf(stderr, "shimctl: %s\n", strncmp(last, "error: ", 7) == 0 ?
+			last + 7 : "unexpected answer from shimd");
+		return 1;
+	}
+	*last = '\0';
+	return 0;
+}
+
+static int all_digits(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 18 || (n > 1 && s[0] == '0')) {
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
 int cmd_status_main(int argc, char **argv, const char *config_path)
 {
-	(void)argv;
-	if (argc != 1) {
-		fprintf(stderr, "usage: shimctl status\n");
+	static char buf[16384];
+	char *line, *save = NULL;
+	int first = 1;
+
+	if (argc == 1) {
+		return tool_admin_request(config_path, "status");
+	}
+	if (argc != 2 || strcmp(argv[1], "--json") != 0) {
+		fprintf(stderr, "usage: shimctl status [--json]\n");
 		return 2;
 	}
-	return tool_admin_request(config_path, "status");
+	if (ask(config_path, "status", buf, sizeof(buf)) != 0) {
+		return 1;
+	}
+	/* Every "key: value" line of the text status, under the same key;
+	 * whole numbers as numbers, "-" as null. */
+	putchar('{');
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *colon = strstr(line, ": ");
+		const char *v;
+		size_t vn;
+
+		if (colon == NULL || colon == line) {
+			continue;
+		}
+		v = colon + 2;
+		vn = strlen(v);
+		printf("%s\n  ", first ? "" : ",");
+		first = 0;
+		json_str(line, (size_t)(colon - line));
+		fputs(": ", stdout);
+		if (all_digits(v, vn)) {
+			fputs(v, stdout);
+		} else if (vn == 1 && v[0] == '-') {
+			fputs("null", stdout);
+		} else {
+			json_str(v, vn);
+		}
+	}
+	puts(first ? "}" : "\n}");
+	return 0;
+}
+
+int cmd_lockouts_main(int argc, char **argv, const char *config_path)
+{
+	static char buf[262144];
+	char *line, *save = NULL;
+	int json, n = 0;
+	time_t now = time(NULL);
+
+	json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	if (argc != 1 && !json) {
+		fprintf(stderr, "usage: shimctl lockouts [--json]\n");
+		return 2;
+	}
+	if (ask(config_path, "lockouts", buf, sizeof(buf)) != 0) {
+		return 1;
+	}
+	if (json) {
+		fputs("{\"lockouts\": [", stdout);
+	}
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *t1 = strchr(line, '\t'), *t2, until[32];
+		unsigned long left;
+		time_t u;
+		struct tm tm;
+
+		if (t1 == NULL || (t2 = strchr(t1 + 1, '\t')) == NULL) {
+			continue;
+		}
+		*t1 = *t2 = '\0';
+		left = strtoul(t1 + 1, NULL, 10);
+		u = now + (time_t)left;
+		gmtime_r(&u, &tm);
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (json) {
+			printf("%s\n  {\"id\": ", n ? "," : "");
+			json_str(line, strlen(line));
+			printf(", \"seconds_left\": %lu, \"until\": \"%s\", "
+			       "\"enrolled\": %s}", left, until,
+			       strcmp(t2 + 1, "enrolled") == 0 ? "true" : "false");
+		} else {
+			if (n == 0) {
+				printf("%-40s %-8s %-20s %s\n", "ID", "LEFT",
+				       "UNTIL", "ENROLLED");
+			}
+			printf("%-40s %-8lu %-20s %s\n", line, left, until,
+			       strcmp(t2 + 1, "enrolled") == 0 ? "yes" : "no");
+		}
+		n++;
+	}
+	if (json) {
+		puts(n ? "\n]}" : "]}");
+	} else if (n == 0) {
+		puts("no lockouts");
+	}
+	return 0;
 }
 
 int cmd_reset_lockout_main(int argc, char **argv, const char *config_path)

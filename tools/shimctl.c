@@ -54,6 +54,10 @@ static const struct tool_option totp_opts[] = {
 	{ "--algorithm", "A", "SHA1, SHA256 or SHA512" },
 	{ NULL, NULL, NULL },
 };
+static const struct tool_option json_opts[] = {
+	{ "--json", NULL, "one JSON object" },
+	{ NULL, NULL, NULL },
+};
 static const struct tool_option no_opts[] = {
 	{ NULL, NULL, NULL },
 };
@@ -184,8 +188,11 @@ static const struct {
 	{ { "totp",
 	    "totp now --secret B32 [--time UNIX] [--digits N] [--period S] [--algorithm A]",
 	    "Prints the TOTP code of a secret.", totp_opts }, cmd_totp_main },
-	{ { "status", "status", "Asks the running shimd for its state.",
-	    no_opts }, cmd_status_main },
+	{ { "status", "status [--json]", "Asks the running shimd for its state.",
+	    json_opts }, cmd_status_main },
+	{ { "lockouts", "lockouts [--json]",
+	    "Lists the IDs the running shimd has locked out, with the time left.",
+	    json_opts }, cmd_lockouts_main },
 	{ { "reset-lockout", "reset-lockout <technician_id>",
 	    "Clears a technician's lockout in the running shimd.", no_opts },
 	  cmd_reset_lockout_main },
