@@ -22,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -1298,12 +1299,46 @@ static int check_storage(const char *root)
 	}
 	fd = shim_create_temp(prefix, probe, sizeof(probe), 0600);
 	if (fd < 0) {
-		log_err("storage %s is not writable: %s", root, shim_strerror(fd));
+		struct statvfs vfs;
+
+		/* Name the real cause: a read-only filesystem (an SD card
+		 * mounted ro, a failing card the kernel remounted) reads as
+		 * "permission denied" otherwise. */
+		if (statvfs(root, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
+			log_err("storage %s is on a read-only filesystem: "
+				"remount it read-write (a card the kernel "
+				"remounted read-only may be failing)", root);
+		} else {
+			log_err("storage %s is not writable: %s", root,
+				shim_strerror(fd));
+		}
 		return fd;
 	}
 	unlink(probe);
 	close(fd);
 	return 0;
+}
+
+/* Why a serial path could not be opened, in the words of what it is. */
+static const char *serial_cause(const char *path, int rc)
+{
+	struct stat st;
+
+	if (rc != SHIM_ENOTSUP || stat(path, &st) != 0) {
+		return shim_strerror(rc);
+	}
+	if (S_ISREG(st.st_mode)) {
+		return "is a regular file, not a terminal (name the serial "
+		       "port's device, e.g. /dev/ttyUSB0)";
+	}
+	if (S_ISDIR(st.st_mode)) {
+		return "is a directory, not a terminal";
+	}
+	if (S_ISCHR(st.st_mode)) {
+		return "is a character device but not a terminal (not a "
+		       "serial port)";
+	}
+	return "is not a terminal";
 }
 
 int shimd_init(struct shimd *d, const struct shim_config *cfg)
@@ -1530,7 +1565,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 	rc = shim_serial_open(&d->tech, d->cfg.tech_path, &d->cfg.tech_serial);
 	if (rc < 0) {
 		log_err("technician side %s: %s", d->cfg.tech_path,
-			shim_strerror(rc));
+			serial_cause(d->cfg.tech_path, rc));
 		return rc;
 	}
 	rc = shim_serial_open(&d->dev, d->cfg.dev_path, &d->cfg.dev_serial);
@@ -1538,7 +1573,7 @@ int shimd_init(struct shimd *d, const struct shim_config *cfg)
 		if (!d->cfg.device_retry || shim_serial_is_pty_spec(d->cfg.dev_path,
 								    &(const char *){ NULL })) {
 			log_err("device side %s: %s", d->cfg.dev_path,
-				shim_strerror(rc));
+				serial_cause(d->cfg.dev_path, rc));
 			return rc;
 		}
 		log_warn("device side %s: %s: retrying", d->cfg.dev_path,
