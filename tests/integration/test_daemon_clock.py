@@ -178,7 +178,7 @@ def test_clock_jump_while_running_refuses_until_trusted():
         s.ctl("end-session", check=True)
         t.read_until(st.SESSION_ENDED, 5)
         t.read_until(st.PROMPT, 5)
-        # still trusted across more checks
+        # still trusted across more checks: time must pass for them
         time.sleep(6)
         assert clock_line(s) == "trusted"
         assert len(jump_events(s)) == 1, jump_events(s)

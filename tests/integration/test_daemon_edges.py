@@ -484,7 +484,7 @@ def test_retention_waits_for_a_trusted_clock_and_reports_deletions():
 
         s.start(env={"LD_PRELOAD": libfaketime(), "FAKETIME": "+100d",
                      "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
-        time.sleep(1.0)
+        time.sleep(1.0)  # a window in which a wrong prune would happen
         assert sid in s.session_ids(), "pruned on an unconfirmed clock"
         assert not [e for e in s.events() if e["event"] == "recording_deleted"]
         s.ctl("clock", "trust", check=True)

@@ -84,7 +84,7 @@ def test_lockout_and_expiry():
         assert attempt(t, "carol@example.org", c).startswith(b"Authenticated")
         assert s.ctl("end-session").returncode == 0
         t.read_until(st.PROMPT, 5)
-        time.sleep(4.2)
+        time.sleep(4.2)  # the lockout must run out: time is the point
         a = attempt(t, "bob@example.org", good)
         assert a.startswith(b"Authenticated as bob@example.org"), a
         t.write(b"ok")

@@ -135,6 +135,8 @@ def test_hangup_with_grace_return_needs_a_fresh_code():
         s.wait_log("reconnect grace")
         # The device answers while nobody is connected: held, not lost.
         dev.write(b"HELD")
+        # Give shimd the chance to read it while nobody is connected (the
+        # outcome asserted below is the same if it has not yet).
         time.sleep(0.3)
         # Whoever opens the line gets the prompt, not the session.
         t2 = s.connect_tech()

@@ -124,12 +124,12 @@ def test_trip_mid_session_closes_gate():
             sent_after.append(n)
         th = threading.Thread(target=typist)
         th.start()
-        time.sleep(0.2)
+        time.sleep(0.2)  # the typist is mid-stream when the case opens
         t0 = time.time_ns()
         trip(s)
         tam = s.wait_event("tamper", timeout=5)[0]
         closed = (int(tam["gate_closed_ns"]) - t0) / 1e6
-        time.sleep(0.3)
+        time.sleep(0.3)  # the typist keeps typing against a closed gate
         stop.set()
         th.join()
         got_before = dev.read_for(0.5)
@@ -481,9 +481,14 @@ def test_heartbeats_signed_and_monitored():
         assert r.returncode == 1 and "BAD-SIGNATURE" in r.stdout, r.stdout
         # After a graceful stop the absence is expected.
         s.stop()
-        time.sleep(1.0)
-        r = s.ctl("monitor", "--inventory", inv, "--log", tmp_log, "--period",
-                  "1", "--now", str(int(time.time()) + 30))
+        # the receiver writes the signed shutdown record when it gets it
+        deadline = time.time() + 20
+        while True:
+            r = s.ctl("monitor", "--inventory", inv, "--log", tmp_log,
+                      "--period", "1", "--now", str(int(time.time()) + 30))
+            if "OFFLINE-EXPECTED" in r.stdout or time.time() > deadline:
+                break
+            time.sleep(0.2)
         assert "OFFLINE-EXPECTED" in r.stdout, r.stdout
     except Exception:
         if s is not None:
