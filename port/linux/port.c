@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "slots.h"
 #include "util.h"
 
 int shim_err_from_errno(int e)
@@ -548,6 +549,14 @@ static int blob_path(const struct shim_linux_port *lp, const char *name,
 	return 0;
 }
 
+/* The blobs saved on the way to a technician's success line (the replay
+ * marks and the clock floor) live in two-slot files (slots.h): one
+ * fdatasync each. The others keep one file replaced by rename. */
+static int in_slots(const char *name)
+{
+	return strcmp(name, "gate-state") == 0 || strcmp(name, "clock") == 0;
+}
+
 static int store_load(void *ctx, const char *name, uint8_t *buf, size_t cap,
 		      size_t *len)
 {
@@ -561,6 +570,19 @@ static int store_load(void *ctx, const char *name, uint8_t *buf, size_t cap,
 	rc = blob_path(lp, name, path, sizeof(path));
 	if (rc != 0) {
 		return rc;
+	}
+	/* The two-slot file; the single file of earlier versions is read
+	 * until the first save replaces it. */
+	if (in_slots(name)) {
+		if (strlen(path) + 7 > sizeof(path)) {
+			return SHIM_EINVAL;
+		}
+		strcat(path, ".slots");
+		rc = shim_slots_load(path, buf, cap, len);
+		if (rc != SHIM_ENOENT) {
+			return rc;
+		}
+		path[strlen(path) - 6] = '\0';
 	}
 	rc = shim_read_file_opt(path, 64u * 1024 * 1024, SHIM_READ_NOFOLLOW,
 				&data, &n, NULL);
@@ -588,7 +610,22 @@ static int store_save(void *ctx, const char *name, const uint8_t *buf,
 	if (rc != 0) {
 		return rc;
 	}
-	return shim_write_file_atomic(path, buf, len, 0600);
+	if (!in_slots(name)) {
+		return shim_write_file_atomic(path, buf, len, 0600);
+	}
+	if (strlen(path) + 7 > sizeof(path)) {
+		return SHIM_EINVAL;
+	}
+	strcat(path, ".slots");
+	rc = shim_slots_save(path, buf, len);
+	if (rc == 0) {
+		/* The single file of earlier versions, now replaced. */
+		path[strlen(path) - 6] = '\0';
+		if (unlink(path) == 0) {
+			(void)fsync_dir_of(path);
+		}
+	}
+	return rc;
 }
 
 /* Defined in crypto.c. */

@@ -290,7 +290,7 @@ def test_recording_holds_meta_for_start_and_hangup():
 
 # ---- 9. missing gate state after the first start -------------------------------
 
-GATE_STATE = os.path.join("state", "gate-state")
+GATE_STATE = os.path.join("state", "gate-state.slots")
 
 
 def wait_step(period, step):

@@ -123,7 +123,7 @@ def test_planted_links_refused_at_start():
         target = outside_target(s)
         # where the write probe, a state blob and the lock file go
         links = [os.path.join(s.storage, ".shimd-write-test"),
-                 os.path.join(s.storage, "state", "gate-state.tmp.1"),
+                 os.path.join(s.storage, "state", "gate-state.slots.tmp.1"),
                  os.path.join(s.storage, "shimd.lock.new")]
         for link in links:
             os.symlink(target, link)
@@ -168,7 +168,7 @@ def test_links_planted_while_running_not_followed():
         assert_unchanged(target)
         for p in planted:
             assert os.path.islink(p), p   # left alone, never written
-        mark = os.lstat(os.path.join(state, "gate-state"))
+        mark = os.lstat(os.path.join(state, "gate-state.slots"))
         assert stat.S_ISREG(mark.st_mode) and \
             stat.S_IMODE(mark.st_mode) == 0o600, mark
         for p in planted:

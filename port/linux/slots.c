@@ -1,0 +1,213 @@
+/*
+ * Two-slot state files (slots.h).
+ */
+#include "slots.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "port_linux.h"
+#include "util.h"
+
+#define SLOTS_MAX (64u * 1024 * 1024)
+
+static uint32_t slot_crc(const uint8_t *hdr, const uint8_t *payload,
+			 size_t len)
+{
+	uint32_t crc = shim_crc32(0, hdr + 8, 12); /* seq | len */
+
+	return shim_crc32(crc, payload, len);
+}
+
+int shim_slots_examine(const uint8_t *img, size_t len,
+		       struct shim_slot_info info[2])
+{
+	struct shim_slot_info tmp[2];
+	size_t size, i;
+	int best = -1;
+
+	if (info == NULL) {
+		info = tmp;
+	}
+	memset(info, 0, 2 * sizeof(*info));
+	if (img == NULL || len == 0 || len % (2 * SHIM_SLOT_ALIGN) != 0) {
+		return SHIM_ECORRUPT;
+	}
+	size = len / 2;
+	for (i = 0; i < 2; i++) {
+		const uint8_t *h = img + i * size;
+		uint32_t n = shim_get_u32(h + 16);
+
+		info[i].seq = shim_get_u64(h + 8);
+		info[i].len = n;
+		info[i].off = i * size + SHIM_SLOT_HDR;
+		if (memcmp(h, SHIM_SLOT_MAGIC, 8) != 0 || info[i].seq == 0 ||
+		    n > size - SHIM_SLOT_HDR ||
+		    shim_get_u32(h + 20) != slot_crc(h, h + SHIM_SLOT_HDR, n)) {
+			continue;
+		}
+		info[i].valid = 1;
+		if (best < 0 || info[i].seq > info[best].seq) {
+			best = (int)i;
+		}
+	}
+	return best >= 0 ? best : SHIM_ECORRUPT;
+}
+
+/* The whole file, bounded, never through a link. */
+static int read_image(const char *path, int *fdp, uint8_t **img, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+
+	*img = NULL;
+	*len = 0;
+	if (fd < 0 && (errno == EACCES || errno == EROFS)) {
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		return errno == ELOOP ? SHIM_EACCES : shim_err_from_errno(errno);
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > (off_t)SLOTS_MAX) {
+		close(fd);
+		return SHIM_ECORRUPT;
+	}
+	*len = (size_t)st.st_size;
+	*img = malloc(*len ? *len : 1);
+	if (*img == NULL) {
+		close(fd);
+		return SHIM_ENOMEM;
+	}
+	if (*len > 0 && pread(fd, *img, *len, 0) != (ssize_t)*len) {
+		int rc = shim_err_from_errno(errno ? errno : EIO);
+
+		free(*img);
+		*img = NULL;
+		close(fd);
+		return rc;
+	}
+	if (fdp != NULL) {
+		*fdp = fd;
+	} else {
+		close(fd);
+	}
+	return 0;
+}
+
+int shim_slots_load(const char *path, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct shim_slot_info info[2];
+	uint8_t *img;
+	size_t n;
+	int rc, best;
+
+	*len = 0;
+	rc = read_image(path, NULL, &img, &n);
+	if (rc != 0) {
+		return rc;
+	}
+	best = shim_slots_examine(img, n, info);
+	if (best < 0) {
+		free(img);
+		return best;
+	}
+	*len = info[best].len;
+	if (info[best].len > cap) {
+		free(img);
+		return SHIM_ENOSPC;
+	}
+	memcpy(buf, img + info[best].off, info[best].len);
+	shim_memzero(img, n);
+	free(img);
+	return 0;
+}
+
+static void fill_slot(uint8_t *slot, uint64_t seq, const uint8_t *buf,
+		      size_t len)
+{
+	memcpy(slot, SHIM_SLOT_MAGIC, 8);
+	shim_put_u64(slot + 8, seq);
+	shim_put_u32(slot + 16, (uint32_t)len);
+	memcpy(slot + SHIM_SLOT_HDR, buf, len);
+	shim_put_u32(slot + 20, slot_crc(slot, slot + SHIM_SLOT_HDR, len));
+}
+
+/* A new file with slots large enough for len, holding buf as seq in slot
+ * 0 (slot 1 empty), put in place atomically. */
+static int rebuild(const char *path, const uint8_t *buf, size_t len,
+		   uint64_t seq)
+{
+	size_t size = (len + SHIM_SLOT_HDR + SHIM_SLOT_ALIGN - 1) /
+		      SHIM_SLOT_ALIGN * SHIM_SLOT_ALIGN;
+	uint8_t *img;
+	int rc;
+
+	if (size * 2 > SLOTS_MAX) {
+		return SHIM_ENOSPC;
+	}
+	img = calloc(1, size * 2);
+	if (img == NULL) {
+		return SHIM_ENOMEM;
+	}
+	fill_slot(img, seq, buf, len);
+	rc = shim_write_file_atomic(path, img, size * 2, 0600);
+	shim_memzero(img, size * 2);
+	free(img);
+	return rc;
+}
+
+int shim_slots_save(const char *path, const uint8_t *buf, size_t len)
+{
+	struct shim_slot_info info[2];
+	uint8_t *img = NULL, *slot;
+	size_t n = 0, size;
+	int fd = -1, rc, best, target;
+	uint64_t seq;
+
+	if (len > SLOTS_MAX / 2 - SHIM_SLOT_HDR) {
+		return SHIM_ENOSPC;
+	}
+	rc = read_image(path, &fd, &img, &n);
+	if (rc == SHIM_ENOENT || rc == SHIM_EACCES) {
+		/* None yet, or a link planted in its place: a new file,
+		 * renamed over the name (never written through the link). */
+		return rebuild(path, buf, len, 1);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	best = shim_slots_examine(img, n, info);
+	shim_memzero(img, n);
+	free(img);
+	/* A file with no valid slot is not overwritten in place: it may be
+	 * evidence, and the caller decided (a reset) to replace it. */
+	seq = best >= 0 ? info[best].seq + 1 : 1;
+	size = n / 2;
+	if (best < 0 || len + SHIM_SLOT_HDR > size) {
+		close(fd);
+		return rebuild(path, buf, len, seq);
+	}
+	target = best == 0 ? 1 : 0;
+	slot = calloc(1, len + SHIM_SLOT_HDR);
+	if (slot == NULL) {
+		close(fd);
+		return SHIM_ENOMEM;
+	}
+	fill_slot(slot, seq, buf, len);
+	rc = 0;
+	if (pwrite(fd, slot, len + SHIM_SLOT_HDR,
+		   (off_t)((size_t)target * size)) != (ssize_t)(len + SHIM_SLOT_HDR)) {
+		rc = shim_err_from_errno(errno ? errno : EIO);
+	} else if (fdatasync(fd) != 0) {
+		rc = shim_err_from_errno(errno);
+	}
+	shim_memzero(slot, len + SHIM_SLOT_HDR);
+	free(slot);
+	close(fd);
+	return rc;
+}
