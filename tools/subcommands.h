@@ -10,6 +10,7 @@ int cmd_technicians_main(int argc, char **argv, const char *config_path);
 int cmd_enrolment_main(int argc, char **argv, const char *config_path);
 int cmd_totp_main(int argc, char **argv, const char *config_path);
 int cmd_status_main(int argc, char **argv, const char *config_path);
+int cmd_state_main(int argc, char **argv, const char *config_path);
 int cmd_lockouts_main(int argc, char **argv, const char *config_path);
 int cmd_reset_lockout_main(int argc, char **argv, const char *config_path);
 int cmd_end_session_main(int argc, char **argv, const char *config_path);

@@ -1,4 +1,4 @@
-"""shimctl lockouts and status --json against a running shimd, as a
+"""shimctl lockouts, state dump and status --json against a running shimd, as a
 clinical engineer uses them: IDs locked out by failures are listed with the
 time left (enrolled or not), reset-lockout clears one and the list follows,
 and status --json is machine-readable with the SIEM link shown as disabled
@@ -46,6 +46,17 @@ def test_lockouts_listed_and_cleared():
         assert doc["lockouts"] == 2 and doc["state"] == "CHALLENGE", doc
         assert doc["siem_link"] == "disabled (transport: noop)", doc
         assert doc["shim_id"] == "shim" and doc["session"] is None, doc
+
+        # the durable state says the same, read from its slots
+        r = ctl(s, "state", "dump")
+        assert r.returncode == 0, r.stderr
+        assert "gate-state.slots" in r.stdout and "<- read" in r.stdout, \
+            r.stdout
+        assert "mallory until" in r.stdout, r.stdout
+        row = [x for x in r.stdout.splitlines()
+               if x.startswith("alice@example.org")][0]
+        assert row.split()[4] == "2", row  # failures counted
+        assert s.techs["alice@example.org"] not in r.stdout
 
         r = ctl(s, "reset-lockout", "alice@example.org")
         assert r.returncode == 0 and "cleared" in r.stdout, r.stdout
