@@ -350,11 +350,28 @@ void shim_serial_close(struct shim_serial *s)
 size_t shim_serial_unmark(struct shim_serial *s, uint8_t *buf, size_t n,
 			  int *brk)
 {
-	size_t i, o = 0;
+	size_t i = 0, o = 0;
 
-	for (i = 0; i < n; i++) {
-		uint8_t c = buf[i];
+	while (i < n) {
+		uint8_t c;
 
+		if (s->brk_state == 0) {
+			/* The common case: a run of bytes without a mark,
+			 * moved at once. */
+			const uint8_t *ff = memchr(buf + i, 0xff, n - i);
+			size_t run = ff != NULL ? (size_t)(ff - (buf + i)) :
+						  n - i;
+
+			if (o != i) {
+				memmove(buf + o, buf + i, run);
+			}
+			o += run;
+			i += run;
+			if (ff == NULL) {
+				break;
+			}
+		}
+		c = buf[i++];
 		switch (s->brk_state) {
 		case 0:
 			if (c == 0xff) {
