@@ -13,6 +13,7 @@
 #include <mbedtls/md.h>
 
 #include "crypto.h"
+#include "sha256_accel.h"
 
 static const mbedtls_md_info_t *md_info(enum shim_md md)
 {
@@ -38,6 +39,10 @@ static int c_hmac(void *ctx, enum shim_md md, const uint8_t *key,
 	if (info == NULL) {
 		return SHIM_EINVAL;
 	}
+	if (md == SHIM_MD_SHA256 &&
+	    shim_hmac_sha256_accel(key, key_len, msg, msg_len, out) == 0) {
+		return 0;
+	}
 	if (mbedtls_md_hmac(info, key, key_len, msg, msg_len, out) != 0) {
 		return SHIM_ECRYPTO;
 	}
@@ -52,6 +57,9 @@ static int c_hash(void *ctx, enum shim_md md, const uint8_t *msg,
 	(void)ctx;
 	if (info == NULL) {
 		return SHIM_EINVAL;
+	}
+	if (md == SHIM_MD_SHA256 && shim_sha256_accel(msg, msg_len, out) == 0) {
+		return 0;
 	}
 	return mbedtls_md(info, msg, msg_len, out) == 0 ? 0 : SHIM_ECRYPTO;
 }
