@@ -13,6 +13,7 @@
 #include <mbedtls/md.h>
 
 #include "crypto.h"
+#include "gcm_accel.h"
 #include "sha256_accel.h"
 
 static const mbedtls_md_info_t *md_info(enum shim_md md)
@@ -73,6 +74,11 @@ static int c_seal(void *ctx, const uint8_t key[SHIM_AES256_KEY_LEN],
 	int rc = SHIM_ECRYPTO;
 
 	(void)ctx;
+	rc = shim_gcm_accel_seal(key, nonce, aad, aad_len, pt, len, ct, tag);
+	if (rc != SHIM_ENOTSUP) {
+		return rc;
+	}
+	rc = SHIM_ECRYPTO;
 	mbedtls_gcm_init(&gcm);
 	if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 256) != 0) {
 		goto out;
@@ -97,6 +103,11 @@ static int c_open(void *ctx, const uint8_t key[SHIM_AES256_KEY_LEN],
 	int rc = SHIM_ECRYPTO;
 
 	(void)ctx;
+	rc = shim_gcm_accel_open(key, nonce, aad, aad_len, ct, len, tag, pt);
+	if (rc != SHIM_ENOTSUP) {
+		return rc;
+	}
+	rc = SHIM_ECRYPTO;
 	mbedtls_gcm_init(&gcm);
 	if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 256) != 0) {
 		goto out;
