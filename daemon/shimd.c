@@ -1335,7 +1335,16 @@ static const char *serial_cause(const char *path, int rc)
 		return "is a directory, not a terminal";
 	}
 	if (S_ISCHR(st.st_mode)) {
-		return "is a character device but not a terminal (not a "
+		int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		int not_tty = fd >= 0 && !isatty(fd);
+
+		if (fd >= 0) {
+			close(fd);
+		}
+		/* a terminal that refuses a setting (or one that cannot be
+		 * looked at again): the code says so */
+		return !not_tty ? shim_strerror(rc) :
+		       "is a character device but not a terminal (not a "
 		       "serial port)";
 	}
 	return "is not a terminal";
