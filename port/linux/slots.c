@@ -15,12 +15,35 @@
 
 #define SLOTS_MAX (64u * 1024 * 1024)
 
+/* CRC-32 (IEEE 802.3), the same as shim_crc32(), a table at a time. */
+static uint32_t crc_table[256];
+
+static uint32_t crc32_tab(uint32_t crc, const uint8_t *p, size_t n)
+{
+	if (crc_table[1] == 0) {
+		uint32_t i, c;
+		int k;
+
+		for (i = 0; i < 256; i++) {
+			for (c = i, k = 0; k < 8; k++) {
+				c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+			}
+			crc_table[i] = c;
+		}
+	}
+	crc = ~crc;
+	while (n-- > 0) {
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	}
+	return ~crc;
+}
+
 static uint32_t slot_crc(const uint8_t *hdr, const uint8_t *payload,
 			 size_t len)
 {
-	uint32_t crc = shim_crc32(0, hdr + 8, 12); /* seq | len */
+	uint32_t crc = crc32_tab(0, hdr + 8, 12); /* seq | len */
 
-	return shim_crc32(crc, payload, len);
+	return crc32_tab(crc, payload, len);
 }
 
 int shim_slots_examine(const uint8_t *img, size_t len,
@@ -161,38 +184,96 @@ static int rebuild(const char *path, const uint8_t *buf, size_t len,
 	return rc;
 }
 
+/* Reads slot i (header and payload) of a file of two size-byte slots
+ * and says whether it is valid; *seq gets its sequence. */
+static int slot_valid(int fd, size_t size, int i, uint64_t *seq)
+{
+	uint8_t hdr[SHIM_SLOT_HDR], *body;
+	uint32_t n;
+	int ok;
+
+	*seq = 0;
+	if (pread(fd, hdr, sizeof(hdr), (off_t)((size_t)i * size)) !=
+	    (ssize_t)sizeof(hdr) || memcmp(hdr, SHIM_SLOT_MAGIC, 8) != 0) {
+		return 0;
+	}
+	*seq = shim_get_u64(hdr + 8);
+	n = shim_get_u32(hdr + 16);
+	if (*seq == 0 || n > size - SHIM_SLOT_HDR) {
+		return 0;
+	}
+	body = malloc(n ? n : 1);
+	if (body == NULL) {
+		return 0;
+	}
+	ok = pread(fd, body, n, (off_t)((size_t)i * size + SHIM_SLOT_HDR)) ==
+		     (ssize_t)n &&
+	     shim_get_u32(hdr + 20) == slot_crc(hdr, body, n);
+	shim_memzero(body, n);
+	free(body);
+	return ok;
+}
+
 int shim_slots_save(const char *path, const uint8_t *buf, size_t len)
 {
-	struct shim_slot_info info[2];
-	uint8_t *img = NULL, *slot;
-	size_t n = 0, size;
-	int fd = -1, rc, best, target;
-	uint64_t seq;
+	uint8_t *slot;
+	size_t size;
+	struct stat st;
+	uint64_t seq0 = 0, seq1 = 0, seq;
+	int fd, rc, v0, v1, target;
 
 	if (len > SLOTS_MAX / 2 - SHIM_SLOT_HDR) {
 		return SHIM_ENOSPC;
 	}
-	rc = read_image(path, &fd, &img, &n);
-	if (rc == SHIM_ENOENT || rc == SHIM_EACCES) {
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ELOOP)) {
 		/* None yet, or a link planted in its place: a new file,
 		 * renamed over the name (never written through the link). */
 		return rebuild(path, buf, len, 1);
 	}
-	if (rc != 0) {
-		return rc;
+	if (fd < 0) {
+		return shim_err_from_errno(errno);
 	}
-	best = shim_slots_examine(img, n, info);
-	shim_memzero(img, n);
-	free(img);
-	/* A file with no valid slot is not overwritten in place: it may be
-	 * evidence, and the caller decided (a reset) to replace it. */
-	seq = best >= 0 ? info[best].seq + 1 : 1;
-	size = n / 2;
-	if (best < 0 || len + SHIM_SLOT_HDR > size) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    st.st_size > (off_t)SLOTS_MAX ||
+	    st.st_size % (2 * SHIM_SLOT_ALIGN) != 0) {
+		close(fd);
+		return rebuild(path, buf, len, 1);
+	}
+	size = (size_t)st.st_size / 2;
+	/* Overwrite the slot that is not the newest valid one: the slot
+	 * with the higher sequence is checked first, and when it holds the
+	 * other one is not read at all. A file with no valid slot is not
+	 * written in place: it is replaced (the caller decided, a reset). */
+	{
+		uint8_t h[SHIM_SLOT_HDR];
+		int first = 0;
+
+		if (pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h)) {
+			seq0 = shim_get_u64(h + 8);
+		}
+		if (pread(fd, h, sizeof(h), (off_t)size) == (ssize_t)sizeof(h)) {
+			seq1 = shim_get_u64(h + 8);
+		}
+		first = seq1 > seq0 ? 1 : 0;
+		v0 = slot_valid(fd, size, first, first ? &seq1 : &seq0);
+		if (v0) {
+			target = 1 - first;
+			seq = (first ? seq1 : seq0) + 1;
+		} else {
+			v1 = slot_valid(fd, size, 1 - first, first ? &seq0 : &seq1);
+			if (!v1) {
+				close(fd);
+				return rebuild(path, buf, len, 1);
+			}
+			target = first;
+			seq = (first ? seq0 : seq1) + 1;
+		}
+	}
+	if (len + SHIM_SLOT_HDR > size) {
 		close(fd);
 		return rebuild(path, buf, len, seq);
 	}
-	target = best == 0 ? 1 : 0;
 	slot = calloc(1, len + SHIM_SLOT_HDR);
 	if (slot == NULL) {
 		close(fd);
