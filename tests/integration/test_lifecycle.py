@@ -245,7 +245,12 @@ def test_remove_takes_effect_in_the_running_shimd():
         # the removed technician's open session ends at once
         s.wait_event("session_end", timeout=10)
         s.wait_event("technicians_changed", removed=1)
+        # the technician sees the end and a fresh prompt; reading it keeps
+        # that prompt from being taken for the renewed line's
+        seen = t.read_until(st.PROMPT, 10)
+        assert b"ended: technician_removed" in seen, seen
         t.close()
+        s.wait_tech_gone(5)
         t = s.reconnect_tech()
         ans = s.auth(t, TECH, steps=1)
         assert b"Auth fail" in ans, ans
