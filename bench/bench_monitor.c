@@ -11,7 +11,9 @@
  * Signing is timed apart; the monitor's figure covers parsing, one real
  * ECDSA verification per heartbeat and the verdicts.
  *
- * BENCH_MONITOR_SHIMS=N runs a smaller fleet.
+ * BENCH_MONITOR_SHIMS=N runs a smaller fleet; BENCH_MONITOR_THREADS=N sets
+ * the verification threads (default: one per CPU); BENCH_MONITOR_BATCH=N
+ * the lines per batch (default 8192, as shimctl monitor reads).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -200,6 +202,14 @@ int main(void)
 
 	if (env != NULL && atoi(env) > 0) {
 		shims = atoi(env);
+	}
+	env = getenv("BENCH_MONITOR_BATCH");
+	if (env != NULL && atoi(env) > 0) {
+		batch = (size_t)atoi(env);
+	}
+	env = getenv("BENCH_MONITOR_THREADS");
+	if (env != NULL && atoi(env) > 0 && atoi(env) <= 64) {
+		threads = (unsigned)atoi(env);
 	}
 	total = (size_t)shims * PER_DAY;
 	keys = calloc((size_t)shims, sizeof(*keys));
