@@ -154,11 +154,25 @@ static void say(struct shim_ctl *c, const void *p, size_t len)
 		/* nobody to tell: nothing waits for whoever comes next */
 		return;
 	}
+	if (len > room && c->msg_hold) {
+		/* held text first, rather than lose what follows it */
+		msg_flush(c);
+		room = sizeof(c->msg) - c->msg_len;
+	}
 	if (len > room) {
 		len = room;
 	}
 	memcpy(c->msg + c->msg_len, p, len);
 	c->msg_len += len;
+	if (!c->msg_hold) {
+		msg_flush(c);
+	}
+}
+
+/* Writes the echo held in dialogue_input(); say() writes at once again. */
+static void release_echo(struct shim_ctl *c)
+{
+	c->msg_hold = 0;
 	msg_flush(c);
 }
 
@@ -1035,6 +1049,9 @@ static void dialogue_input(struct shim_ctl *c, const uint8_t *buf, size_t n)
 		/* discarded: never reaches the device */
 		return;
 	}
+	/* The echo of a read goes out in one write, not one per byte; it is
+	 * written before a line is answered. */
+	c->msg_hold = 1;
 	for (i = 0; i < n; i++) {
 		enum shim_le_result r;
 
@@ -1043,13 +1060,16 @@ static void dialogue_input(struct shim_ctl *c, const uint8_t *buf, size_t n)
 			say(c, echo, elen);
 		}
 		if (r == SHIM_LE_LINE || r == SHIM_LE_OVERFLOW) {
+			release_echo(c);
 			handle_line(c, r == SHIM_LE_OVERFLOW);
 			if (!shim_ctl_dialogue_open(c) || c->fail_delay) {
 				/* the rest of this read is dropped */
 				break;
 			}
+			c->msg_hold = 1;
 		}
 	}
+	release_echo(c);
 	shim_memzero(echo, sizeof(echo));
 }
 

@@ -200,6 +200,7 @@ struct shim_ctl {
 
 	uint8_t msg[SHIM_CTL_MSG_BUF];
 	size_t msg_len;
+	int msg_hold;           /* echo of one read: written once, at its end */
 
 	struct shim_bg *bg;       /* break-glass verifier; NULL: none */
 	char bg_serial[SHIM_BG_SERIAL_LEN + 1]; /* of a break-glass session */

@@ -957,6 +957,17 @@ static void test_good_code_opens_session(void **state)
 		assert_true(flush_dev > 0 && success > 0);
 		assert_true(flush_dev < success);
 	}
+	{
+		/* the echo of a line typed in one read is one write, not one
+		 * per byte; then the success line */
+		size_t k, writes = 0;
+
+		for (k = from; k < t->nops; k++) {
+			writes += t->ops[k].kind == OP_WRITE &&
+				  t->ops[k].side == SHIM_SIDE_TECH;
+		}
+		assert_int_equal(writes, 2);
+	}
 
 	assert_int_equal(t->nev, 2);
 	ev = &t->ev[0];
