@@ -921,6 +921,18 @@ static void breakglass_line(struct shim_ctl *c, const char *who,
 	}
 }
 
+/* A code accepted on a trusted clock raises the clock floor, after the
+ * technician has the answer: the floor is best effort and its write need
+ * not delay the success line (the replay mark, which must be durable
+ * first, was written by the gate). */
+static void raise_floor(struct shim_ctl *c, const struct shim_auth_result *res,
+			int64_t now)
+{
+	if (res->floor_due && shim_gate_note_time(c->gate, now) != 0) {
+		LOG_DEBUG(c, "clock floor not raised after the success");
+	}
+}
+
 static void handle_line(struct shim_ctl *c, int overflow)
 {
 	struct shim_auth_result res = { 0 };
@@ -1003,6 +1015,7 @@ static void handle_line(struct shim_ctl *c, int overflow)
 			/* someone authenticated during the reconnect grace */
 			if (strcmp(id, c->tech_id) == 0) {
 				resume_session(c, &res);
+				raise_floor(c, &res, now);
 				return;
 			}
 			LOG_INFO(c, "session %s of %s: %s authenticated during the "
@@ -1013,10 +1026,12 @@ static void handle_line(struct shim_ctl *c, int overflow)
 			 * old one may have started a device reset. */
 			if (c->state != SHIM_ST_CHALLENGE ||
 			    session_refused(c, who, 1)) {
+				raise_floor(c, &res, now);
 				return;
 			}
 		}
 		(void)start_session(c, id, &res, NULL);
+		raise_floor(c, &res, now);
 		return;
 	}
 	if (res.outcome == SHIM_AUTH_OK) {

@@ -987,10 +987,12 @@ int shim_gate_verify(struct shim_gate *g, const char *id, size_t id_len,
 		shim_memzero(&saved, sizeof(saved));
 	}
 	if (verdict == SHIM_CLOCK_TRUSTED) {
-		/* A success is a moment the time is known: raise the floor, so
-		 * a clock set back before the next start is caught. Best
-		 * effort: the heartbeat raises it too. */
-		(void)shim_clock_save_at(g->clock, now);
+		/* A success is a moment the time is known: the floor should
+		 * rise, so that a clock set back before the next start is
+		 * caught. Best effort (the heartbeat raises it too), so the
+		 * caller does it with shim_gate_note_time() once the
+		 * technician has the answer. */
+		res->floor_due = 1;
 	} else if (verdict == SHIM_CLOCK_UNCONFIRMED) {
 		/* A code that matches within the window is independent
 		 * evidence of the time. The floor is re-anchored on it; a

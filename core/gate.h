@@ -101,6 +101,10 @@ struct shim_auth_result {
 					 * clock.jumped asks for clock_jump */
 	int clock_confirmed;    /* OK on an UNCONFIRMED clock: the code
 				 * confirmed it (source "totp") */
+	int floor_due;          /* OK on a trusted clock: the clock floor
+				 * should be raised, with shim_gate_note_time()
+				 * (not done here, to keep its write off the
+				 * path to the success line) */
 };
 
 /* A lockout slot for an ID that is not enrolled. */

@@ -65,6 +65,7 @@ struct op {
 	size_t len;
 	char name[64];       /* meta name, end reason, reset how */
 	char detail[320];
+	unsigned saves;      /* state saves made before this op */
 };
 
 struct line_cap {
@@ -140,6 +141,7 @@ static struct op *op_add(struct t *t, enum op_kind kind, int side, size_t off,
 	o->side = side;
 	o->off = off;
 	o->len = len;
+	o->saves = t->fp.store.saves;
 	return o;
 }
 
@@ -956,6 +958,12 @@ static void test_good_code_opens_session(void **state)
 		}
 		assert_true(flush_dev > 0 && success > 0);
 		assert_true(flush_dev < success);
+		/* the replay mark is saved before the success line, the
+		 * clock floor after it: off the technician's wait */
+		assert_true(t->ops[success - 1].saves > t->ops[from].saves);
+		assert_true(t->fp.store.saves > t->ops[success - 1].saves);
+		assert_int_equal(shim_clock_floor(&t->clock),
+				 t->fp.wall_ns / 1000000000LL);
 	}
 	{
 		/* the echo of a line typed in one read is one write, not one

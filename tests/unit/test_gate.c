@@ -142,6 +142,10 @@ static enum shim_auth_outcome try(struct ctx *c, const char *id,
 	fake_port_set_time(&c->fp, now);
 	assert_int_equal(shim_gate_verify(&c->gate, id, strlen(id), code,
 					  strlen(code), now, res), 0);
+	if (res->floor_due) {
+		/* what the controller does once the success line is out */
+		assert_int_equal(shim_gate_note_time(&c->gate, now), 0);
+	}
 	return res->outcome;
 }
 
@@ -938,11 +942,25 @@ static void test_unconfirmed_clock_keeps_lockout(void **state)
 static void test_success_raises_the_clock_floor(void **state)
 {
 	struct ctx *c = *state;
+	struct shim_auth_result r;
+	int64_t before = shim_clock_floor(&c->clock);
 	char code[9];
 
 	code_at(c, 0, T0 + 600, code);
-	assert_int_equal(try(c, "alice@example.org", code, T0 + 600, NULL), SHIM_AUTH_OK);
+	fake_port_set_time(&c->fp, T0 + 600);
+	assert_int_equal(shim_gate_verify(&c->gate, "alice@example.org", 17,
+					  code, strlen(code), T0 + 600, &r), 0);
+	assert_int_equal(r.outcome, SHIM_AUTH_OK);
+	/* The success asks for the floor to be raised, and leaves the write
+	 * to the caller, after the success line. */
+	assert_int_equal(r.floor_due, 1);
+	assert_int_equal(shim_clock_floor(&c->clock), before);
+	assert_true(before < T0 + 600);
+	assert_int_equal(shim_gate_note_time(&c->gate, T0 + 600), 0);
 	assert_int_equal(shim_clock_floor(&c->clock), T0 + 600);
+	/* A failure asks for nothing. */
+	assert_int_equal(try(c, "alice@example.org", "000000", T0 + 600, &r) != SHIM_AUTH_OK, 1);
+	assert_int_equal(r.floor_due, 0);
 	/* The heartbeat raises it as time passes. */
 	fake_port_set_time(&c->fp, T0 + 660);
 	assert_int_equal(shim_gate_note_time(&c->gate, T0 + 660), 0);
