@@ -4,7 +4,8 @@ The bench holds two pseudo-terminal pairs and their masters: the
 technician's laptop on one, the medical device on the other. The relay
 opens the two slave paths as plain tty device paths (as it would
 /dev/ttyUSB0: no "pty:" spec), first shimd (an authenticated session,
-recording on), then socat with the same two paths. The device echoes every
+recording on) on two pairs, socat on two others, their rounds taken in
+turn. The device echoes every
 byte back (a service console, many firmware-upload protocols). Figures, in
 one run, shimd and direct with the ratio and the target:
 
@@ -167,25 +168,12 @@ def latency(tech_fd, dev_fd, echo):
     return out[len(out) // 2], out[int(len(out) * 0.99) - 1]
 
 
-def measure(tech, dev):
-    echo = Echo(dev.master)
-    echo.start()
-    fd = [full_duplex(tech.master, echo) for _ in range(ROUNDS)]
-    drain(tech.master)
-    lat = latency(tech.master, dev.master, echo)
-    return statistics.median(fd), lat
-
-
-def direct(tech, dev):
+def start_socat(tech, dev):
     p = subprocess.Popen(["socat", "%s,raw,echo=0" % tech.path,
                           "%s,raw,echo=0" % dev.path],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)  # socat has no ready signal: let it open both
-        return measure(tech, dev)
-    finally:
-        p.terminate()
-        p.wait(5)
+    time.sleep(0.5)  # socat has no ready signal: let it open both
+    return p
 
 
 def read_until(fd, pattern, timeout):
@@ -203,7 +191,8 @@ def read_until(fd, pattern, timeout):
     return buf
 
 
-def shimd(tech, dev):
+def start_shimd(tech, dev):
+    """shimd on the two paths, the auth samples taken, a session open."""
     # one technician per auth sample: each code is single-use
     secrets = [base64.b32encode(os.urandom(20)).decode()
                for _ in range(AUTH_SAMPLES)]
@@ -229,34 +218,68 @@ def shimd(tech, dev):
                 s.ctl("end-session", check=True)
                 read_until(tech.master, PROMPT, 5)
         drain(dev.master)
-        fd, lat = measure(tech, dev)
-        rss = 0
-        with open("/proc/%d/status" % s.proc.pid) as f:
-            for ln in f:
-                if ln.startswith("VmHWM:"):
-                    rss = int(ln.split()[1])
-        return fd, lat, auth, rss
-    finally:
+    except BaseException:
         s.cleanup()
+        raise
+    return s, auth
+
+
+def peak_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1])
+    return 0
+
+
+def measure(ts, ds, td, dd):
+    """Rounds of full duplex taken in turn, shimd and socat (which goes
+    first alternates), so that a machine that slows down or speeds up
+    during the run weighs on both alike; then the latencies."""
+    echo_s, echo_d = Echo(ds.master), Echo(dd.master)
+    echo_s.start()
+    echo_d.start()
+    fd_s, fd_d = [], []
+    for r in range(ROUNDS):
+        order = [(ts, echo_s, fd_s), (td, echo_d, fd_d)]
+        for tech, echo, out in (order if r % 2 == 0 else order[::-1]):
+            out.append(full_duplex(tech.master, echo))
+            drain(tech.master, 0.05)
+    lat_s = latency(ts.master, ds.master, echo_s)
+    lat_d = latency(td.master, dd.master, echo_d)
+    return fd_s, fd_d, lat_s, lat_d
 
 
 def main():
     st.need_binaries(st.SHIMD, st.SHIMCTL)
     print("bench_tty: tty device paths, echoing device, recording on; "
-          "%d MiB echoed x %d, %d latency samples %.0f ms apart"
+          "%d MiB echoed x %d rounds in turn, %d latency samples %.0f ms apart"
           % (ECHO_MB, ROUNDS, LAT_SAMPLES, GAP_MS))
-    tech, dev = Pair(), Pair()
+    ts, ds, td, dd = Pair(), Pair(), Pair(), Pair()
+    s = sock = None
     try:
-        s_fd, s_lat, auth, rss = shimd(tech, dev)
-        d_fd, d_lat = direct(tech, dev)
+        s, auth = start_shimd(ts, ds)
+        sock = start_socat(td, dd)
+        fd_s, fd_d, s_lat, d_lat = measure(ts, ds, td, dd)
+        rss = peak_rss(s.proc.pid)
     finally:
-        tech.close()
-        dev.close()
+        if sock is not None:
+            sock.terminate()
+            sock.wait(5)
+        if s is not None:
+            s.cleanup()
+        for p in (ts, ds, td, dd):
+            p.close()
+    s_fd, d_fd = statistics.median(fd_s), statistics.median(fd_d)
+    ratios = [a / b for a, b in zip(fd_s, fd_d)]
     print()
     print("%-40s %12s %14s %s" % ("", "shimd", "direct (socat)",
                                   "ratio (target)"))
     print("%-40s %7.1f MB/s %9.1f MB/s  %.2fx (>= 0.9x)" % (
-        "full duplex, echoed", s_fd, d_fd, s_fd / d_fd))
+        "full duplex, echoed (median)", s_fd, d_fd,
+        statistics.median(ratios)))
+    print("%-40s %s" % ("  ratio of each round", " ".join(
+        "%.2f" % r for r in ratios)))
     for i, name in enumerate(("p50", "p99")):
         print("%-40s %9.1f us %11.1f us  %.2fx (<= 1.1x)" % (
             "latency tech->device %s, %.0f ms gaps" % (name, GAP_MS),
