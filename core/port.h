@@ -92,6 +92,10 @@ struct shim_crypto_ops {
 	int (*verify)(void *ctx, const uint8_t pub[SHIM_P256_PUB_LEN],
 		      const uint8_t digest[32],
 		      const uint8_t sig[SHIM_P256_SIG_LEN]);
+	/* CRC-32 (IEEE 802.3) of buf, the same as shim_crc32(0, buf, len),
+	 * on the platform's own unit or instructions (every recorded byte
+	 * goes through it). Optional: NULL means core's tables. */
+	uint32_t (*crc32)(void *ctx, const uint8_t *buf, size_t len);
 	void *ctx;
 };
 

@@ -15,35 +15,12 @@
 
 #define SLOTS_MAX (64u * 1024 * 1024)
 
-/* CRC-32 (IEEE 802.3), the same as shim_crc32(), a table at a time. */
-static uint32_t crc_table[256];
-
-static uint32_t crc32_tab(uint32_t crc, const uint8_t *p, size_t n)
-{
-	if (crc_table[1] == 0) {
-		uint32_t i, c;
-		int k;
-
-		for (i = 0; i < 256; i++) {
-			for (c = i, k = 0; k < 8; k++) {
-				c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-			}
-			crc_table[i] = c;
-		}
-	}
-	crc = ~crc;
-	while (n-- > 0) {
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	}
-	return ~crc;
-}
-
 static uint32_t slot_crc(const uint8_t *hdr, const uint8_t *payload,
 			 size_t len)
 {
-	uint32_t crc = crc32_tab(0, hdr + 8, 12); /* seq | len */
+	uint32_t crc = shim_crc32(0, hdr + 8, 12); /* seq | len */
 
-	return crc32_tab(crc, payload, len);
+	return shim_crc32(crc, payload, len);
 }
 
 int shim_slots_examine(const uint8_t *img, size_t len,

@@ -13,6 +13,7 @@
 #include <mbedtls/md.h>
 
 #include "crypto.h"
+#include "crc32_accel.h"
 #include "gcm_accel.h"
 #include "sha256_accel.h"
 
@@ -252,6 +253,12 @@ out:
 	return rc;
 }
 
+static uint32_t c_crc32(void *ctx, const uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	return shim_crc32_accel(buf, len);
+}
+
 void shim_mbedtls_crypto_ops(struct shim_crypto_ops *ops,
 			     struct shim_mbedtls_crypto *mc)
 {
@@ -263,5 +270,6 @@ void shim_mbedtls_crypto_ops(struct shim_crypto_ops *ops,
 	ops->identity_sign = c_identity_sign;
 	ops->identity_pub = c_identity_pub;
 	ops->verify = c_verify;
+	ops->crc32 = shim_crc32_accel_available() ? c_crc32 : NULL;
 	ops->ctx = mc;
 }
