@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,13 +72,25 @@ static size_t proto_line(size_t len)
 	return (size_t)n + 2 * len;
 }
 
+/* CPU time of the whole process (every thread), user and system, in s. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0) {
+		return 0;
+	}
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int run_bulk(struct shim_config *cfg, struct shim_linux_port *lp,
-		    double *mbs, double *ratio)
+		    double *mbs, double *ratio, double *ns_per_byte)
 {
 	struct shim_recorder *r = NULL;
 	char id[SHIM_SESSION_ID_MAX];
 	static uint8_t buf[CHUNK];
-	double t0, t1;
+	double t0, t1, c0;
 	size_t done;
 	int rc, i;
 
@@ -89,6 +102,7 @@ static int run_bulk(struct shim_config *cfg, struct shim_linux_port *lp,
 		return rc;
 	}
 	t0 = now_s();
+	c0 = cpu_s();
 	rc = shim_recorder_begin(r, "bench", id);
 	if (rc != 0) {
 		shim_recorder_close(r, "shutdown");
@@ -101,6 +115,7 @@ static int run_bulk(struct shim_config *cfg, struct shim_linux_port *lp,
 	rc = shim_recorder_end(r, "shutdown", shim_linux_wall_ns(),
 			       shim_linux_mono_ns());
 	t1 = now_s();
+	*ns_per_byte = (cpu_s() - c0) * 1e9 / (double)BULK_BYTES;
 	shim_recorder_close(r, "shutdown");
 	*mbs = (double)BULK_BYTES / (t1 - t0) / 1e6;
 	*ratio = (double)session_size(cfg->storage_root, id) /
@@ -109,11 +124,11 @@ static int run_bulk(struct shim_config *cfg, struct shim_linux_port *lp,
 }
 
 /* Plain append of the same bytes, fdatasync every sync interval. */
-static double run_plain(unsigned sync_ms)
+static double run_plain(unsigned sync_ms, double *ns_per_byte)
 {
 	char path[128];
 	static uint8_t buf[CHUNK];
-	double t0, last;
+	double t0, last, c0 = cpu_s();
 	size_t done;
 	int fd;
 
@@ -133,6 +148,7 @@ static double run_plain(unsigned sync_ms)
 		}
 	}
 	fdatasync(fd);
+	*ns_per_byte = (cpu_s() - c0) * 1e9 / (double)BULK_BYTES;
 	close(fd);
 	unlink(path);
 	return (double)BULK_BYTES / (now_s() - t0) / 1e6;
@@ -246,7 +262,7 @@ int main(void)
 	struct shim_linux_port lp;
 	char path[128], cmd[128];
 	double mbs = 0, bulk = 0, typing = 0, plain, save;
-	double beg = 0, beg_max = 0;
+	double beg = 0, beg_max = 0, cpu_rec = 0, cpu_plain = 0;
 	int rc;
 
 	snprintf(dir, sizeof(dir), "/var/tmp/bench-rec.XXXXXX");
@@ -267,14 +283,14 @@ int main(void)
 		fprintf(stderr, "bench_recorder: cannot set up keys\n");
 		return 1;
 	}
-	rc = run_bulk(&cfg, &lp, &mbs, &bulk);
+	rc = run_bulk(&cfg, &lp, &mbs, &bulk, &cpu_rec);
 	if (rc == 0) {
 		rc = run_typing(&cfg, &lp, &typing);
 	}
 	if (rc == 0) {
 		rc = run_begin(&cfg, &lp, &beg, &beg_max);
 	}
-	plain = run_plain(cfg.sync_interval_ms);
+	plain = run_plain(cfg.sync_interval_ms, &cpu_plain);
 	save = run_state_save();
 	if (rc != 0) {
 		fprintf(stderr, "bench_recorder: %s\n", shim_strerror(rc));
@@ -283,6 +299,8 @@ int main(void)
 	       "reference");
 	printf("%-44s %9.1f MB/s %9.1f MB/s  (plain append, same syncs)\n",
 	       "throughput: encrypt + chain + write + sync", mbs, plain);
+	printf("%-44s %9.2f ns %12.2f ns  (plain append; all threads, user + "
+	       "system)\n", "CPU per traffic byte", cpu_rec, cpu_plain);
 	printf("%-44s %11.3f x %11.3f x  (prototype jsonl; target <= 1.1)\n",
 	       "disk bytes per traffic byte, bulk", bulk,
 	       (double)proto_line(CHUNK) / CHUNK);

@@ -114,17 +114,23 @@ TARGET static void aes4(const __m128i rk[15], __m128i x[4])
 
 /* Multiplication in GF(2^128) of byte-reversed operands: a 256-bit
  * carry-less product, shifted left by one (the bit-reflected form), then
- * reduced modulo x^128 + x^7 + x^2 + x + 1. */
-TARGET static __m128i gfmul(__m128i a, __m128i b)
+ * reduced modulo x^128 + x^7 + x^2 + x + 1. The shift and the reduction
+ * are linear, so products can be summed first and reduced once. */
+TARGET static void clmul256(__m128i a, __m128i b, __m128i *lo, __m128i *hi)
 {
-	__m128i lo = _mm_clmulepi64_si128(a, b, 0x00);
+	__m128i l = _mm_clmulepi64_si128(a, b, 0x00);
 	__m128i mid = _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x10),
 				    _mm_clmulepi64_si128(a, b, 0x01));
-	__m128i hi = _mm_clmulepi64_si128(a, b, 0x11);
+	__m128i h = _mm_clmulepi64_si128(a, b, 0x11);
+
+	*lo = _mm_xor_si128(l, _mm_slli_si128(mid, 8));
+	*hi = _mm_xor_si128(h, _mm_srli_si128(mid, 8));
+}
+
+TARGET static __m128i reduce(__m128i lo, __m128i hi)
+{
 	__m128i t7, t8, t9, t2, t4, t5;
 
-	lo = _mm_xor_si128(lo, _mm_slli_si128(mid, 8));
-	hi = _mm_xor_si128(hi, _mm_srli_si128(mid, 8));
 	/* << 1 across the 256 bits */
 	t7 = _mm_srli_epi32(lo, 31);
 	t8 = _mm_srli_epi32(hi, 31);
@@ -156,9 +162,17 @@ TARGET static __m128i gfmul(__m128i a, __m128i b)
 	return _mm_xor_si128(hi, lo);
 }
 
+TARGET static __m128i gfmul(__m128i a, __m128i b)
+{
+	__m128i lo, hi;
+
+	clmul256(a, b, &lo, &hi);
+	return reduce(lo, hi);
+}
+
 struct gcm {
 	__m128i rk[15];
-	__m128i h;      /* byte-reversed hash key */
+	__m128i h[4];   /* byte-reversed hash key H, H^2, H^3, H^4 */
 	__m128i x;      /* byte-reversed GHASH state */
 	__m128i bswap;
 	uint8_t j0[16];
@@ -167,18 +181,36 @@ struct gcm {
 TARGET static void ghash_bytes(struct gcm *g, const uint8_t *p, size_t n)
 {
 	uint8_t last[16];
+	__m128i lo, hi, l, h, blk[4];
+	int k;
 
+	/* Four blocks a step: (X + B0) H^4 + B1 H^3 + B2 H^2 + B3 H, one
+	 * reduction, no product waiting on the one before. */
+	for (; n >= 64; p += 64, n -= 64) {
+		for (k = 0; k < 4; k++) {
+			blk[k] = _mm_shuffle_epi8(
+				_mm_loadu_si128((const __m128i *)(p + 16 * k)),
+				g->bswap);
+		}
+		clmul256(_mm_xor_si128(g->x, blk[0]), g->h[3], &lo, &hi);
+		for (k = 1; k < 4; k++) {
+			clmul256(blk[k], g->h[3 - k], &l, &h);
+			lo = _mm_xor_si128(lo, l);
+			hi = _mm_xor_si128(hi, h);
+		}
+		g->x = reduce(lo, hi);
+	}
 	for (; n >= 16; p += 16, n -= 16) {
 		__m128i b = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p),
 					     g->bswap);
 
-		g->x = gfmul(_mm_xor_si128(g->x, b), g->h);
+		g->x = gfmul(_mm_xor_si128(g->x, b), g->h[0]);
 	}
 	if (n > 0) {
 		memset(last, 0, sizeof(last));
 		memcpy(last, p, n);
 		g->x = gfmul(_mm_xor_si128(g->x, _mm_shuffle_epi8(
-			_mm_loadu_si128((const __m128i *)last), g->bswap)), g->h);
+			_mm_loadu_si128((const __m128i *)last), g->bswap)), g->h[0]);
 	}
 }
 
@@ -189,7 +221,10 @@ TARGET static void gcm_start(struct gcm *g, const uint8_t key[32],
 	g->bswap = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 				14, 15);
 	key_schedule(key, g->rk);
-	g->h = _mm_shuffle_epi8(aes(g->rk, _mm_setzero_si128()), g->bswap);
+	g->h[0] = _mm_shuffle_epi8(aes(g->rk, _mm_setzero_si128()), g->bswap);
+	g->h[1] = gfmul(g->h[0], g->h[0]);
+	g->h[2] = gfmul(g->h[1], g->h[0]);
+	g->h[3] = gfmul(g->h[2], g->h[0]);
 	g->x = _mm_setzero_si128();
 	memcpy(g->j0, nonce, 12);
 	shim_put_u32(g->j0 + 12, 1);
