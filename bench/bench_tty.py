@@ -3,9 +3,11 @@
 The bench holds two pseudo-terminal pairs and their masters: the
 technician's laptop on one, the medical device on the other. The relay
 opens the two slave paths as plain tty device paths (as it would
-/dev/ttyUSB0: no "pty:" spec), first shimd (an authenticated session,
-recording on) on two pairs, socat on two others, their rounds taken in
-turn. The device echoes every
+/dev/ttyUSB0: no "pty:" spec): shimd (an authenticated session, recording
+on) on two pairs, socat's raw relay on two others (the reference of the
+targets), and on two more the line relay (bench/relay_ref.c: shimd's own
+serial layer with nothing else, which shows what reading a tty as shimd
+must, with PARMRK, costs by itself). Their rounds are taken in turn. The device echoes every
 byte back (a service console, many firmware-upload protocols). Figures, in
 one run, shimd and direct with the ratio and the target:
 
@@ -168,14 +170,6 @@ def latency(tech_fd, dev_fd, echo):
     return out[len(out) // 2], out[int(len(out) * 0.99) - 1]
 
 
-def start_socat(tech, dev):
-    p = subprocess.Popen(["socat", "%s,raw,echo=0" % tech.path,
-                          "%s,raw,echo=0" % dev.path],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # socat has no ready signal: let it open both
-    return p
-
-
 def read_until(fd, pattern, timeout):
     buf = b""
     deadline = time.time() + timeout
@@ -232,62 +226,86 @@ def peak_rss(pid):
     return 0
 
 
-def measure(ts, ds, td, dd):
-    """Rounds of full duplex taken in turn, shimd and socat (which goes
-    first alternates), so that a machine that slows down or speeds up
-    during the run weighs on both alike; then the latencies."""
-    echo_s, echo_d = Echo(ds.master), Echo(dd.master)
-    echo_s.start()
-    echo_d.start()
-    fd_s, fd_d = [], []
-    for r in range(ROUNDS):
-        order = [(ts, echo_s, fd_s), (td, echo_d, fd_d)]
-        for tech, echo, out in (order if r % 2 == 0 else order[::-1]):
-            out.append(full_duplex(tech.master, echo))
-            drain(tech.master, 0.05)
-    lat_s = latency(ts.master, ds.master, echo_s)
-    lat_d = latency(td.master, dd.master, echo_d)
-    return fd_s, fd_d, lat_s, lat_d
+def measure(relays):
+    """Rounds of full duplex taken in turn, one relay after the other (the
+    order turning each round), so that a machine that slows down or speeds
+    up during the run weighs on all alike; then the latencies.
+    relays: [(tech pair, device pair)]; returns [(rounds, (p50, p99))]."""
+    echoes = [Echo(dev.master) for _, dev in relays]
+    for e in echoes:
+        e.start()
+    try:
+        rounds = [[] for _ in relays]
+        for r in range(ROUNDS):
+            k = r % len(relays)
+            for i in list(range(k, len(relays))) + list(range(k)):
+                tech = relays[i][0]
+                rounds[i].append(full_duplex(tech.master, echoes[i]))
+                drain(tech.master, 0.05)
+        lat = [latency(tech.master, dev.master, e)
+               for (tech, dev), e in zip(relays, echoes)]
+    finally:
+        for e in echoes:
+            e.stop = True
+    return list(zip(rounds, lat))
+
+
+def start_relay(argv):
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # no ready signal: let it open both
+    return p
 
 
 def main():
     st.need_binaries(st.SHIMD, st.SHIMCTL)
+    ref = os.path.join(st.BUILD, "bench", "relay_ref")
     print("bench_tty: tty device paths, echoing device, recording on; "
           "%d MiB echoed x %d rounds in turn, %d latency samples %.0f ms apart"
           % (ECHO_MB, ROUNDS, LAT_SAMPLES, GAP_MS))
-    ts, ds, td, dd = Pair(), Pair(), Pair(), Pair()
-    s = sock = None
+    pairs = [Pair() for _ in range(6)]
+    (ts, ds), (td, dd), (tr, dr) = zip(pairs[0::2], pairs[1::2])
+    s, others = None, []
     try:
         s, auth = start_shimd(ts, ds)
-        sock = start_socat(td, dd)
-        fd_s, fd_d, s_lat, d_lat = measure(ts, ds, td, dd)
+        others.append(start_relay(["socat", "%s,raw,echo=0" % td.path,
+                                   "%s,raw,echo=0" % dd.path]))
+        others.append(start_relay([ref, tr.path, dr.path]))
+        res = measure([(ts, ds), (td, dd), (tr, dr)])
         rss = peak_rss(s.proc.pid)
     finally:
-        if sock is not None:
-            sock.terminate()
-            sock.wait(5)
+        for p in others:
+            p.terminate()
+            p.wait(5)
         if s is not None:
             s.cleanup()
-        for p in (ts, ds, td, dd):
+        for p in pairs:
             p.close()
-    s_fd, d_fd = statistics.median(fd_s), statistics.median(fd_d)
-    ratios = [a / b for a, b in zip(fd_s, fd_d)]
+    (fd_s, s_lat), (fd_d, d_lat), (fd_r, r_lat) = res
+    vs_d = [a / b for a, b in zip(fd_s, fd_d)]
+    vs_r = [a / b for a, b in zip(fd_s, fd_r)]
     print()
-    print("%-40s %12s %14s %s" % ("", "shimd", "direct (socat)",
-                                  "ratio (target)"))
-    print("%-40s %7.1f MB/s %9.1f MB/s  %.2fx (>= 0.9x)" % (
-        "full duplex, echoed (median)", s_fd, d_fd,
-        statistics.median(ratios)))
-    print("%-40s %s" % ("  ratio of each round", " ".join(
-        "%.2f" % r for r in ratios)))
+    print("%-36s %11s %14s %15s %14s" % (
+        "", "shimd", "socat raw", "ratio (target)", "line relay"))
+    print("%-36s %6.1f MB/s %9.1f MB/s %6.2fx (>= 0.9x) %8.1f MB/s  %.2fx"
+          % ("full duplex, echoed (median)", statistics.median(fd_s),
+             statistics.median(fd_d), statistics.median(vs_d),
+             statistics.median(fd_r), statistics.median(vs_r)))
+    print("%-36s %s | %s" % ("  shimd's ratio in each round",
+                             " ".join("%.2f" % r for r in vs_d),
+                             " ".join("%.2f" % r for r in vs_r)))
     for i, name in enumerate(("p50", "p99")):
-        print("%-40s %9.1f us %11.1f us  %.2fx (<= 1.1x)" % (
-            "latency tech->device %s, %.0f ms gaps" % (name, GAP_MS),
-            s_lat[i], d_lat[i], s_lat[i] / d_lat[i]))
-    print("%-40s %9.3f ms  (median of %d, max %.3f ms; target <= 1 ms)" % (
+        print("%-36s %8.1f us %11.1f us %6.2fx (<= 1.1x) %10.1f us  %.2fx"
+              % ("latency tech->device %s, %.0f ms gaps" % (name, GAP_MS),
+                 s_lat[i], d_lat[i], s_lat[i] / d_lat[i], r_lat[i],
+                 s_lat[i] / r_lat[i]))
+    print("%-36s %8.3f ms  (median of %d, max %.3f ms; target <= 1 ms)" % (
         "auth line -> success line", statistics.median(auth), len(auth),
         max(auth)))
-    print("%-40s %9d kB  (target < 4 MB)" % ("shimd peak RSS (VmHWM)", rss))
+    print("%-36s %8d kB  (target < 4 MB)" % ("shimd peak RSS (VmHWM)", rss))
+    print("line relay: shimd's serial layer alone (bench/relay_ref.c: the "
+          "same termios,\nPARMRK marking so that BREAK is told from data, "
+          "and its undoing), no gate, no recording.")
 
 
 if __name__ == "__main__":
