@@ -552,9 +552,11 @@ static int blob_path(const struct shim_linux_port *lp, const char *name,
 /* The blobs saved on the way to a technician's success line (the replay
  * marks and the clock floor) live in two-slot files (slots.h): one
  * fdatasync each. The others keep one file replaced by rename. */
+/* The stores kept in two-slot files: 1 + their bit in legacy_gone. */
 static int in_slots(const char *name)
 {
-	return strcmp(name, "gate-state") == 0 || strcmp(name, "clock") == 0;
+	return strcmp(name, "gate-state") == 0 ? 1 :
+	       strcmp(name, "clock") == 0      ? 2 : 0;
 }
 
 static int store_load(void *ctx, const char *name, uint8_t *buf, size_t cap,
@@ -604,13 +606,14 @@ static int store_save(void *ctx, const char *name, const uint8_t *buf,
 {
 	struct shim_linux_port *lp = ctx;
 	char path[PATH_MAX];
-	int rc;
+	int rc, slot;
 
 	rc = blob_path(lp, name, path, sizeof(path));
 	if (rc != 0) {
 		return rc;
 	}
-	if (!in_slots(name)) {
+	slot = in_slots(name);
+	if (slot == 0) {
 		return shim_write_file_atomic(path, buf, len, 0600);
 	}
 	if (strlen(path) + 7 > sizeof(path)) {
@@ -618,11 +621,15 @@ static int store_save(void *ctx, const char *name, const uint8_t *buf,
 	}
 	strcat(path, ".slots");
 	rc = shim_slots_save(path, buf, len);
-	if (rc == 0) {
-		/* The single file of earlier versions, now replaced. */
+	if (rc == 0 && !(lp->legacy_gone & (1u << slot))) {
+		/* The single file of earlier versions, now replaced: looked
+		 * for once, not at every save. */
 		path[strlen(path) - 6] = '\0';
 		if (unlink(path) == 0) {
 			(void)fsync_dir_of(path);
+			lp->legacy_gone |= 1u << slot;
+		} else if (errno == ENOENT) {
+			lp->legacy_gone |= 1u << slot;
 		}
 	}
 	return rc;

@@ -17,6 +17,7 @@ struct shim_linux_port {
 	void *identity;            /* mbedtls_pk_context *, or NULL */
 	char *storage_key;         /* path of the storage key file, or NULL */
 	struct shim_mbedtls_crypto mbc; /* ctx of port.crypto */
+	unsigned legacy_gone;      /* per slot store: no single file left */
 };
 
 /* Sets up the port. state_dir (may be NULL for a port without storage) is
