@@ -147,27 +147,39 @@ def full_duplex(tech_fd, echo):
     return total / dt / 1e6
 
 
-def latency(tech_fd, dev_fd, echo):
-    """One byte every GAP_MS, technician -> device; the echo thread is
-    paused so that the bench reads the device side itself."""
-    echo.stop = True
-    echo.join()
-    out = []
+def one_trip(tech_fd, dev_fd):
+    t0 = time.perf_counter_ns()
+    os.write(tech_fd, b"\x55")
+    while True:
+        if not select.select([dev_fd], [], [], 5)[0]:
+            raise TimeoutError("latency byte lost")
+        try:
+            if os.read(dev_fd, 16):
+                return (time.perf_counter_ns() - t0) / 1000.0
+        except BlockingIOError:
+            continue
+
+
+def latencies(relays, echoes):
+    """One byte every GAP_MS, technician -> device, to each relay in turn
+    (so that the machine's moments weigh on all alike); the echo threads
+    are stopped so that the bench reads the device sides itself.
+    Returns [(p50, p99)] in the order of relays."""
+    for e in echoes:
+        e.stop = True
+        e.join()
+    out = [[] for _ in relays]
     for i in range(LAT_SAMPLES + 20):
-        t0 = time.perf_counter_ns()
-        os.write(tech_fd, b"\x55")
-        while True:
-            select.select([dev_fd], [], [], 5)
-            try:
-                if os.read(dev_fd, 16):
-                    break
-            except BlockingIOError:
-                continue
-        if i >= 20:
-            out.append((time.perf_counter_ns() - t0) / 1000.0)
-        time.sleep(GAP_MS / 1000.0)
-    out.sort()
-    return out[len(out) // 2], out[int(len(out) * 0.99) - 1]
+        for k, (tech, dev) in enumerate(relays):
+            t = one_trip(tech.master, dev.master)
+            if i >= 20:
+                out[k].append(t)
+            time.sleep(GAP_MS / 1000.0)
+    res = []
+    for o in out:
+        o.sort()
+        res.append((o[len(o) // 2], o[int(len(o) * 0.99) - 1]))
+    return res
 
 
 def read_until(fd, pattern, timeout):
@@ -242,8 +254,7 @@ def measure(relays):
                 tech = relays[i][0]
                 rounds[i].append(full_duplex(tech.master, echoes[i]))
                 drain(tech.master, 0.05)
-        lat = [latency(tech.master, dev.master, e)
-               for (tech, dev), e in zip(relays, echoes)]
+        lat = latencies(relays, echoes)
     finally:
         for e in echoes:
             e.stop = True
