@@ -1101,11 +1101,12 @@ struct job {
 	struct shim_monitor *m;
 	const char *const *lines;
 	const size_t *lens;
-	size_t a, b;
-	struct shim_p256_item *items;   /* in log order */
-	struct shim_p256_item *sorted;  /* grouped by key */
-	size_t *where;
-	size_t *perm;
+	size_t a, b;                    /* lines [a, b) to parse */
+	size_t n;                       /* signatures found in them */
+	struct shim_p256_item *items;   /* theirs, in log order */
+	size_t *where;                  /* the line of each */
+	struct shim_p256_item *sorted;  /* phase 2: a run of whole keys */
+	size_t nsorted;
 };
 
 static int by_key(const void *a, const void *b, void *ctx)
@@ -1114,18 +1115,22 @@ static int by_key(const void *a, const void *b, void *ctx)
 	uintptr_t x = (uintptr_t)it[*(const size_t *)a].v;
 	uintptr_t y = (uintptr_t)it[*(const size_t *)b].v;
 
-	return x < y ? -1 : x > y;
+	if (x != y) {
+		return x < y ? -1 : 1;
+	}
+	/* the same key: log order, so that the order is total */
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
 }
 
-/* Parses a slice, then checks its signatures as one batch. A line whose
- * values rsyslog escaped and that fails is tried again unescaped. */
-static void *work(void *arg)
+/* Phase 1: parses a slice and collects its signatures. */
+static void *parse_work(void *arg)
 {
 	struct job *j = arg;
 	struct shim_monitor *m = j->m;
 	const struct entry *e;
-	size_t i, n = 0, k;
+	size_t i;
 
+	j->n = 0;
 	for (i = j->a; i < j->b; i++) {
 		m->prc[i] = shim_mon_parse_line(j->lines[i], j->lens[i],
 						&m->scr[i]);
@@ -1138,44 +1143,53 @@ static void *work(void *arg)
 			m->vrc[i] = SHIM_ENOENT;
 			continue;
 		}
-		if (prepare(&m->scr[i].ev, e->v, &j->items[n]) == 0) {
-			j->where[n++] = i;
-		}
-	}
-	/* Verify grouped by key: a key's precomputed table (150 KiB) then
-	 * stays in the CPU cache for the whole group, instead of being
-	 * fetched from memory for every heartbeat of a time-ordered log. */
-	for (k = 0; k < n; k++) {
-		j->perm[k] = k;
-	}
-	qsort_r(j->perm, n, sizeof(*j->perm), by_key, j->items);
-	for (k = 0; k < n; k++) {
-		j->sorted[k] = j->items[j->perm[k]];
-	}
-	shim_p256_verify_batch(j->sorted, n);
-	for (k = 0; k < n; k++) {
-		m->vrc[j->where[j->perm[k]]] = j->sorted[k].rc;
-	}
-	for (i = j->a; i < j->b; i++) {
-		if (m->prc[i] == 0 && m->vrc[i] == SHIM_ESIG &&
-		    m->scr[i].escaped && shim_mon_is_signed(&m->scr[i])) {
-			m->vrc[i] = shim_mon_verify(m, &m->scr[i]);
+		if (prepare(&m->scr[i].ev, e->v, &j->items[j->n]) == 0) {
+			j->where[j->n++] = i;
 		}
 	}
 	return NULL;
 }
 
+/* Phase 2: checks a run of the batch's signatures, all of each of its
+ * keys, as one batch. */
+static void *verify_work(void *arg)
+{
+	struct job *j = arg;
+
+	shim_p256_verify_batch(j->sorted, j->nsorted);
+	return NULL;
+}
+
 #define MAX_THREADS 64
+
+/* Runs fn on every job, jobs 1.. on threads of their own. */
+static void run_jobs(struct job *jobs, unsigned threads, void *(*fn)(void *))
+{
+	pthread_t tid[MAX_THREADS];
+	int started[MAX_THREADS];
+	unsigned t;
+
+	for (t = 1; t < threads; t++) {
+		started[t] = pthread_create(&tid[t], NULL, fn, &jobs[t]) == 0;
+		if (!started[t]) {
+			fn(&jobs[t]);
+		}
+	}
+	fn(&jobs[0]);
+	for (t = 1; t < threads; t++) {
+		if (started[t]) {
+			pthread_join(tid[t], NULL);
+		}
+	}
+}
 
 int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 			const size_t *lens, size_t n, unsigned threads,
 			shim_mon_alarm_cb cb, void *ctx)
 {
 	struct job jobs[MAX_THREADS];
-	pthread_t tid[MAX_THREADS];
-	int started[MAX_THREADS];
 	unsigned t, raised;
-	size_t i;
+	size_t i, k, total, cut;
 
 	if (n > m->scr_cap) {
 		free(m->scr);
@@ -1209,6 +1223,7 @@ int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 	if (threads > n / 16 + 1) {
 		threads = (unsigned)(n / 16 + 1);
 	}
+	/* Phase 1, by slices of the log: parse, find the key. */
 	for (t = 0; t < threads; t++) {
 		jobs[t].m = m;
 		jobs[t].lines = lines;
@@ -1216,21 +1231,56 @@ int shim_mon_feed_lines(struct shim_monitor *m, const char *const *lines,
 		jobs[t].a = n * t / threads;
 		jobs[t].b = n * (t + 1) / threads;
 		jobs[t].items = m->items + jobs[t].a;
-		jobs[t].sorted = m->sorted + jobs[t].a;
 		jobs[t].where = m->where + jobs[t].a;
-		jobs[t].perm = m->perm + jobs[t].a;
-		started[t] = 0;
 	}
-	for (t = 1; t < threads; t++) {
-		started[t] = pthread_create(&tid[t], NULL, work, &jobs[t]) == 0;
-		if (!started[t]) {
-			work(&jobs[t]);
+	run_jobs(jobs, threads, parse_work);
+	/* The signatures of the whole batch, grouped by key (log order
+	 * within a key). */
+	total = 0;
+	for (t = 0; t < threads; t++) {
+		if (total != jobs[t].a) {
+			memmove(m->items + total, jobs[t].items,
+				jobs[t].n * sizeof(*m->items));
+			memmove(m->where + total, jobs[t].where,
+				jobs[t].n * sizeof(*m->where));
 		}
+		total += jobs[t].n;
 	}
-	work(&jobs[0]);
-	for (t = 1; t < threads; t++) {
-		if (started[t]) {
-			pthread_join(tid[t], NULL);
+	for (k = 0; k < total; k++) {
+		m->perm[k] = k;
+	}
+	qsort_r(m->perm, total, sizeof(*m->perm), by_key, m->items);
+	for (k = 0; k < total; k++) {
+		m->sorted[k] = m->items[m->perm[k]];
+	}
+	/* Phase 2, by runs of whole keys: each key's precomputed table is
+	 * built by one thread and stays in that core's cache for the whole
+	 * run, instead of every thread fetching (or building) every key's. */
+	cut = 0;
+	for (t = 0; t < threads; t++) {
+		size_t end = t + 1 == threads ? total : total * (t + 1) / threads;
+
+		if (end < cut) {
+			end = cut;
+		}
+		while (end > cut && end < total &&
+		       m->sorted[end].v == m->sorted[end - 1].v) {
+			end++;
+		}
+		jobs[t].sorted = m->sorted + cut;
+		jobs[t].nsorted = end - cut;
+		cut = end;
+	}
+	run_jobs(jobs, threads, verify_work);
+	for (k = 0; k < total; k++) {
+		m->vrc[m->where[m->perm[k]]] = m->sorted[k].rc;
+	}
+	/* A line whose values rsyslog escaped and that fails is tried again
+	 * unescaped. */
+	for (i = 0; i < n; i++) {
+		if (m->prc[i] == 0 && m->vrc[i] == SHIM_ESIG &&
+		    m->scr[i].escaped && shim_mon_is_signed(&m->scr[i])) {
+			m->vrc[i] = shim_mon_verify(m, &m->scr[i]);
 		}
 	}
 	for (i = 0; i < n; i++) {
