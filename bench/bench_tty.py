@@ -238,6 +238,13 @@ def peak_rss(pid):
     return 0
 
 
+def cpu_s(pid):
+    """User + system time of a process, all its threads, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(relays):
     """Rounds of full duplex taken in turn, one relay after the other (the
     order turning each round), so that a machine that slows down or speeds
@@ -282,7 +289,10 @@ def main():
         others.append(start_relay(["socat", "%s,raw,echo=0" % td.path,
                                    "%s,raw,echo=0" % dd.path]))
         others.append(start_relay([ref, tr.path, dr.path]))
+        pids = [s.proc.pid] + [p.pid for p in others]
+        cpu0 = [cpu_s(pid) for pid in pids]
         res = measure([(ts, ds), (td, dd), (tr, dr)])
+        cpu = [cpu_s(pid) - c for pid, c in zip(pids, cpu0)]
         rss = peak_rss(s.proc.pid)
     finally:
         for p in others:
@@ -310,6 +320,8 @@ def main():
               % ("latency tech->device %s, %.0f ms gaps" % (name, GAP_MS),
                  s_lat[i], d_lat[i], s_lat[i] / d_lat[i], r_lat[i],
                  s_lat[i] / r_lat[i]))
+    print("%-36s %8.2f s %13.2f s %16s %11.2f s" % (
+        "relay CPU in the rounds, user + sys", cpu[0], cpu[1], "", cpu[2]))
     print("%-36s %8.3f ms  (median of %d, max %.3f ms; target <= 1 ms)" % (
         "auth line -> success line", statistics.median(auth), len(auth),
         max(auth)))
