@@ -94,20 +94,21 @@ TARGET static __m128i aes(const __m128i rk[15], __m128i x)
 	return _mm_aesenclast_si128(x, rk[14]);
 }
 
-/* Four counter blocks at once: the AES unit is pipelined. */
-TARGET static void aes4(const __m128i rk[15], __m128i x[4])
+/* Eight counter blocks at once: the AES unit is pipelined, and eight
+ * rounds in flight hide its latency. */
+TARGET static void aes8(const __m128i rk[15], __m128i x[8])
 {
 	int r, i;
 
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 8; i++) {
 		x[i] = _mm_xor_si128(x[i], rk[0]);
 	}
 	for (r = 1; r < 14; r++) {
-		for (i = 0; i < 4; i++) {
+		for (i = 0; i < 8; i++) {
 			x[i] = _mm_aesenc_si128(x[i], rk[r]);
 		}
 	}
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 8; i++) {
 		x[i] = _mm_aesenclast_si128(x[i], rk[14]);
 	}
 }
@@ -231,40 +232,44 @@ TARGET static void gcm_start(struct gcm *g, const uint8_t key[32],
 	ghash_bytes(g, aad, aad_len);
 }
 
-/* out = in XOR keystream from counter 2 on (in may equal out). */
+/* out = in XOR keystream from counter 2 on (in may equal out). The
+ * counter block is kept byte-reversed in a register, so that its 32-bit
+ * counter is lane 0 and inc32 is one addition (wrapping in its lane, as
+ * GCM's inc32 does); it is reversed back for each block. */
 TARGET static void ctr(struct gcm *g, const uint8_t *in, uint8_t *out,
 		       size_t len)
 {
-	uint8_t cb[16], ks[64];
-	uint32_t c = 2;
-	__m128i x[4];
+	uint8_t ks[128];
+	__m128i rev, x[8];
+	const __m128i one = _mm_set_epi32(0, 0, 0, 1);
 	size_t i, n;
 	int k;
 
-	memcpy(cb, g->j0, 12);
+	rev = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)g->j0),
+			       g->bswap);
+	rev = _mm_add_epi32(rev, one); /* counter 2 */
 	while (len > 0) {
-		for (k = 0; k < 4; k++) {
-			shim_put_u32(cb + 12, c + (uint32_t)k);
-			x[k] = _mm_loadu_si128((const __m128i *)cb);
+		for (k = 0; k < 8; k++) {
+			x[k] = _mm_shuffle_epi8(rev, g->bswap);
+			rev = _mm_add_epi32(rev, one);
 		}
-		aes4(g->rk, x);
-		n = len < 64 ? len : 64;
-		if (n == 64) {
-			for (k = 0; k < 4; k++) {
+		aes8(g->rk, x);
+		n = len < 128 ? len : 128;
+		if (n == 128) {
+			for (k = 0; k < 8; k++) {
 				__m128i d = _mm_loadu_si128((const __m128i *)(in + 16 * k));
 
 				_mm_storeu_si128((__m128i *)(out + 16 * k),
 						 _mm_xor_si128(d, x[k]));
 			}
 		} else {
-			for (k = 0; k < 4; k++) {
+			for (k = 0; k < 8; k++) {
 				_mm_storeu_si128((__m128i *)(ks + 16 * k), x[k]);
 			}
 			for (i = 0; i < n; i++) {
 				out[i] = in[i] ^ ks[i];
 			}
 		}
-		c += 4;
 		in += n;
 		out += n;
 		len -= n;
