@@ -321,7 +321,7 @@ def main():
                  s_lat[i], d_lat[i], s_lat[i] / d_lat[i], r_lat[i],
                  s_lat[i] / r_lat[i]))
     print("%-36s %8.2f s %13.2f s %16s %11.2f s" % (
-        "relay CPU in the rounds, user + sys", cpu[0], cpu[1], "", cpu[2]))
+        "relay CPU while measured, user + sys", cpu[0], cpu[1], "", cpu[2]))
     print("%-36s %8.3f ms  (median of %d, max %.3f ms; target <= 1 ms)" % (
         "auth line -> success line", statistics.median(auth), len(auth),
         max(auth)))

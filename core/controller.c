@@ -933,6 +933,33 @@ static void raise_floor(struct shim_ctl *c, const struct shim_auth_result *res,
 	}
 }
 
+/* A code was accepted: the session opens, or goes on when its own
+ * technician came back within the reconnect grace. */
+static void accepted(struct shim_ctl *c, const char *who,
+		     const struct shim_auth_result *res)
+{
+	const char *id = c->gate->techs[res->tech].id;
+
+	if (c->state == SHIM_ST_OPEN) {
+		/* someone authenticated during the reconnect grace */
+		if (strcmp(id, c->tech_id) == 0) {
+			resume_session(c, res);
+			return;
+		}
+		LOG_INFO(c, "session %s of %s: %s authenticated during the "
+			 "reconnect grace: sealing it", c->session_id,
+			 c->tech_id, id);
+		shim_ctl_end_session(c, "technician_disconnect");
+		/* The same checks as for any new session: sealing the old one
+		 * may have started a device reset. */
+		if (c->state != SHIM_ST_CHALLENGE ||
+		    session_refused(c, who, 1)) {
+			return;
+		}
+	}
+	(void)start_session(c, id, res, NULL);
+}
+
 static void handle_line(struct shim_ctl *c, int overflow)
 {
 	struct shim_auth_result res = { 0 };
@@ -1009,28 +1036,7 @@ static void handle_line(struct shim_ctl *c, int overflow)
 	}
 	if (rc == 0 && res.outcome == SHIM_AUTH_OK && res.tech >= 0 &&
 	    (size_t)res.tech < c->gate->ntechs) {
-		const char *id = c->gate->techs[res.tech].id;
-
-		if (c->state == SHIM_ST_OPEN) {
-			/* someone authenticated during the reconnect grace */
-			if (strcmp(id, c->tech_id) == 0) {
-				resume_session(c, &res);
-				raise_floor(c, &res, now);
-				return;
-			}
-			LOG_INFO(c, "session %s of %s: %s authenticated during the "
-				 "reconnect grace: sealing it", c->session_id,
-				 c->tech_id, id);
-			shim_ctl_end_session(c, "technician_disconnect");
-			/* The same checks as for any new session: sealing the
-			 * old one may have started a device reset. */
-			if (c->state != SHIM_ST_CHALLENGE ||
-			    session_refused(c, who, 1)) {
-				raise_floor(c, &res, now);
-				return;
-			}
-		}
-		(void)start_session(c, id, &res, NULL);
+		accepted(c, who, &res);
 		raise_floor(c, &res, now);
 		return;
 	}

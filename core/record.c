@@ -299,18 +299,14 @@ static uint32_t frame_crc(const struct shim_crypto_ops *c, const uint8_t *p,
 					       shim_crc32(0, p, n);
 }
 
-/* Wraps body (already at out + 4, body_len bytes) into a frame. */
-static size_t frame_close_with(const struct shim_crypto_ops *c, uint8_t *out,
-			       size_t body_len)
+/* Wraps body (already at out + 4, body_len bytes) into a frame; c may be
+ * NULL (the header is written before any crypto is at hand). */
+static size_t frame_close(const struct shim_crypto_ops *c, uint8_t *out,
+			  size_t body_len)
 {
 	shim_put_u32(out, (uint32_t)body_len);
 	shim_put_u32(out + 4 + body_len, frame_crc(c, out, 4 + body_len));
 	return body_len + SHIM_REC_FRAME_OVERHEAD;
-}
-
-static size_t frame_close(uint8_t *out, size_t body_len)
-{
-	return frame_close_with(NULL, out, body_len);
 }
 
 static int chain_step(const struct shim_crypto_ops *c, uint8_t chain[32],
@@ -379,7 +375,8 @@ int shim_rec_header_encode(const struct shim_rec_header *h, uint8_t *out,
 	n += SHIM_GCM_TAG_LEN;
 	memcpy(b + n, h->identity_pub, SHIM_P256_PUB_LEN);
 	n += SHIM_P256_PUB_LEN;
-	*len = SHIM_REC_MAGIC_LEN + frame_close(out + SHIM_REC_MAGIC_LEN, n);
+	*len = SHIM_REC_MAGIC_LEN +
+	       frame_close(NULL, out + SHIM_REC_MAGIC_LEN, n);
 	return 0;
 }
 
@@ -520,7 +517,7 @@ int shim_rec_footer_encode(const struct shim_crypto_ops *c,
 	}
 	memcpy(out + 4 + n, f->sig, SHIM_P256_SIG_LEN);
 	n += SHIM_P256_SIG_LEN;
-	*len = frame_close(out, n);
+	*len = frame_close(c, out, n);
 	return 0;
 }
 
@@ -756,7 +753,7 @@ int shim_rec_writer_seal(struct shim_rec_writer *w, uint8_t *out, size_t cap,
 		return rc;
 	}
 	n += w->plain_len + SHIM_GCM_TAG_LEN;
-	flen = frame_close_with(w->crypto, out, n);
+	flen = frame_close(w->crypto, out, n);
 	rc = chain_step(w->crypto, w->chain, out, flen);
 	if (rc != 0) {
 		return rc;

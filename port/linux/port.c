@@ -551,8 +551,8 @@ static int blob_path(const struct shim_linux_port *lp, const char *name,
 
 /* The blobs saved on the way to a technician's success line (the replay
  * marks and the clock floor) live in two-slot files (slots.h): one
- * fdatasync each. The others keep one file replaced by rename. */
-/* The stores kept in two-slot files: 1 + their bit in legacy_gone. */
+ * fdatasync each. The others keep one file replaced by rename. Returns
+ * 0 for those, else the blob's bit number in legacy_gone (1 or 2). */
 static int in_slots(const char *name)
 {
 	return strcmp(name, "gate-state") == 0 ? 1 :

@@ -14,21 +14,14 @@
 #include "util.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
 #include <immintrin.h>
 
 #define TARGET __attribute__((target("pclmul,sse4.1")))
 
 int shim_crc32_accel_available(void)
 {
-	static int known = -1;
-	unsigned a, b, c, d;
-
-	if (known < 0) {
-		known = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_PCLMUL) &&
-			(c & bit_SSE4_1);
-	}
-	return known;
+	return __builtin_cpu_supports("pclmul") &&
+	       __builtin_cpu_supports("sse4.1");
 }
 
 TARGET static __m128i fold(__m128i x, __m128i k, __m128i next)
