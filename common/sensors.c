@@ -54,7 +54,7 @@ struct sensor {
 	uint32_t debounce_ms;
 	int reported;           /* enum raw_state last reported, -1 none */
 	int raw;                /* last raw reading */
-	int64_t raw_since_ms;   /* when raw last changed */
+	int64_t raw_since_us;   /* when raw last changed */
 	char fault[96];
 	struct gpiod_chip *chip;
 	struct gpiod_line *line;
@@ -65,17 +65,20 @@ struct shim_sensors {
 	struct sensor s[SHIM_MAX_SENSORS];
 	size_t n;
 	int ino_fd;
-	int64_t next_check_ms;
+	int64_t next_check_us;
 	struct shim_sensor_event q[EVQ_LEN];
 	size_t q_head, q_len;
 };
 
-static int64_t now_ms(void)
+/* Microseconds, so that a debounce holds for all of its milliseconds:
+ * on a millisecond clock a change seen just before a tick would count
+ * that tick's whole millisecond. */
+static int64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void push(struct shim_sensors *ss, struct sensor *s,
@@ -142,11 +145,11 @@ static void feed(struct shim_sensors *ss, struct sensor *s, int raw,
 {
 	if (raw != s->raw) {
 		s->raw = raw;
-		s->raw_since_ms = now;
+		s->raw_since_us = now;
 	}
 	if (raw == RAW_FAULT || s->debounce_ms == 0 || s->reported == -1 ||
 	    (raw == RAW_ACTIVE && s->role == SHIM_ROLE_TAMPER) ||
-	    now - s->raw_since_ms >= (int64_t)s->debounce_ms) {
+	    now - s->raw_since_us >= (int64_t)s->debounce_ms * 1000) {
 		report(ss, s, raw);
 	}
 }
@@ -297,7 +300,7 @@ int shim_sensors_open(struct shim_sensors **out,
 {
 	struct shim_sensors *ss;
 	struct sensor *s;
-	int64_t now = now_ms();
+	int64_t now = now_us();
 	size_t i;
 	int raw;
 
@@ -347,7 +350,7 @@ int shim_sensors_open(struct shim_sensors **out,
 		}
 		feed(ss, s, raw, now);
 	}
-	ss->next_check_ms = now + SENSOR_CHECK_MS;
+	ss->next_check_us = now + SENSOR_CHECK_MS * 1000;
 	*out = ss;
 	return 0;
 }
@@ -379,7 +382,7 @@ size_t shim_sensors_pollfds(struct shim_sensors *ss, struct pollfd *pfds,
 
 int shim_sensors_timeout_ms(struct shim_sensors *ss)
 {
-	int64_t now = now_ms(), due = INT64_MAX;
+	int64_t now = now_us(), due = INT64_MAX;
 	size_t i;
 
 	if (ss == NULL || ss->n == 0) {
@@ -388,12 +391,13 @@ int shim_sensors_timeout_ms(struct shim_sensors *ss)
 	if (ss->q_len > 0) {
 		return 0;
 	}
-	due = ss->next_check_ms;
+	due = ss->next_check_us;
 	for (i = 0; i < ss->n; i++) {
 		struct sensor *s = &ss->s[i];
 
 		if (s->raw != s->reported && s->raw != -1) {
-			int64_t t = s->raw_since_ms + s->debounce_ms;
+			int64_t t = s->raw_since_us +
+				    (int64_t)s->debounce_ms * 1000;
 
 			if (t < due) {
 				due = t;
@@ -403,7 +407,9 @@ int shim_sensors_timeout_ms(struct shim_sensors *ss)
 	if (due <= now) {
 		return 0;
 	}
-	return due - now > INT32_MAX ? INT32_MAX : (int)(due - now);
+	/* whole milliseconds, rounded up: a wake never comes early */
+	due = (due - now + 999) / 1000;
+	return due > INT32_MAX ? INT32_MAX : (int)due;
 }
 
 /* Looks at every sensor: drains inotify and the edge queues, reads
@@ -411,8 +417,8 @@ int shim_sensors_timeout_ms(struct shim_sensors *ss)
 static void scan(struct shim_sensors *ss)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	int64_t now = now_ms();
-	int periodic = now >= ss->next_check_ms;
+	int64_t now = now_us();
+	int periodic = now >= ss->next_check_us;
 	size_t i;
 
 	if (ss->ino_fd >= 0) {
@@ -429,7 +435,7 @@ static void scan(struct shim_sensors *ss)
 		}
 	}
 	if (periodic) {
-		ss->next_check_ms = now + SENSOR_CHECK_MS;
+		ss->next_check_us = now + SENSOR_CHECK_MS * 1000;
 	}
 }
 
@@ -512,7 +518,7 @@ enum shim_sensors_state shim_sensors_tamper_state(struct shim_sensors *ss,
 
 void shim_sensors_rearm(struct shim_sensors *ss)
 {
-	int64_t now = now_ms();
+	int64_t now = now_us();
 	size_t i;
 	int raw;
 
